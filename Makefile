@@ -1,0 +1,44 @@
+# meshgate — the two set-up commands are `make run` and `make test` (see README.md).
+SHELL := /bin/bash
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint fmt bench services-up services-down clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/meshgate run -c examples/demo.yaml --demo-upstreams
+
+services-up:
+	bash scripts/services/up.sh
+
+services-down:
+	bash scripts/services/down.sh
+
+lint: $(STAMP)
+	$(BIN)/ruff check
+	$(BIN)/ruff format --check
+	$(BIN)/mypy
+
+test: $(STAMP) services-up lint
+	eval "$$(bash scripts/services/env.sh)" && $(BIN)/pytest -p no:cacheprovider
+
+fmt: $(STAMP)
+	$(BIN)/ruff check --fix
+	$(BIN)/ruff format
+
+bench: $(STAMP)
+	bash bench/install.sh
+	$(BIN)/python bench/run.py
+
+clean: services-down
+	rm -rf $(VENV) .services .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,3 @@
+"""meshgate: the gateway admits, the mesh connects, Kafka streams."""
+
+__version__ = "0.1.0"

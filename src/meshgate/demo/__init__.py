@@ -1,0 +1,1 @@
+"""Things `make run` starts so the demo works with nothing else installed."""

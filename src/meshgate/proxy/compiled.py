@@ -1,0 +1,66 @@
+"""Per-snapshot runtime objects the hot path reads: routes, services, their balancers.
+
+``proxy.runtime`` builds one ``CompiledConfig`` from each ``Snapshot``; the HTTP server reads
+``RuntimeState.config`` once at the start of a request and uses only what is here — nothing
+is looked up by name or validated per request.
+"""
+
+from __future__ import annotations
+
+import ssl
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from meshgate import snapshot
+
+if TYPE_CHECKING:
+    from meshgate.proxy.balancer import Balancer
+    from meshgate.proxy.router import Router
+
+
+@dataclass(slots=True, eq=False)
+class CompiledService:
+    """A service ready for proxying: balancer, timeouts in seconds, upstream TLS."""
+
+    service: snapshot.Service
+    balancer: Balancer
+    scheme: str  # "http" or "https" towards the upstream
+    host_header: str  # Host sent upstream when the route does not preserve the client's
+    path: str | None
+    connect_timeout: float
+    read_timeout: float
+    write_timeout: float
+    retries: int
+    ssl_context: ssl.SSLContext | None = None
+    server_hostname: str | None = None  # SNI towards the upstream
+
+
+@dataclass(slots=True, eq=False)
+class CompiledRoute:
+    """A route plus the service it proxies to (None: plugins must answer, else 503)."""
+
+    route: snapshot.Route
+    service: CompiledService | None
+    https_only: bool  # protocols lack "http": plain-HTTP requests get redirected / 426
+    http_only: bool  # protocols lack "https"
+    plugins: tuple[Any, ...] = ()  # filled by the plugin runtime (a later issue)
+
+
+@dataclass(slots=True, eq=False)
+class CompiledConfig:
+    """One snapshot, compiled."""
+
+    version: str
+    router: Router[CompiledRoute]
+    services: dict[str, CompiledService] = field(default_factory=dict)
+    balancers: dict[str, Balancer] = field(default_factory=dict)
+    server_ssl_context: ssl.SSLContext | None = None
+    snapshot: snapshot.Snapshot | None = None
+
+
+@dataclass(slots=True, eq=False)
+class RuntimeState:
+    """The one mutable cell the server reads: swapping ``config`` is the atomic reload."""
+
+    config: CompiledConfig
+    draining: bool = False

@@ -1,0 +1,107 @@
+"""Turning a parsed request into an ``Exchange``: route it, apply the route's protocol rules,
+build the upstream request head, start proxying.  Answers 404/426/30x/503 itself.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from meshgate.proxy.http import errors
+from meshgate.proxy.http.exchange import Exchange
+from meshgate.proxy.http.heads import build_request_head, forwarded_headers
+from meshgate.proxy.router import upstream_path
+
+if TYPE_CHECKING:
+    from meshgate.proxy.compiled import CompiledRoute
+    from meshgate.proxy.http.request import ProxyRequest
+    from meshgate.proxy.http.server import HttpProxyProtocol
+    from meshgate.proxy.router import RouteMatch
+
+_METHODS = {m.encode(): m for m in ("GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS", "PATCH")}
+_UPGRADE_TLS = b"Upgrade: TLS/1.2, HTTP/1.1\r\n"
+_CONNECTION_UPGRADE = b"Connection: Upgrade\r\n"
+
+
+def hostname_of(host: bytes) -> bytes:
+    """``host[:port]`` without the port (IPv6 literals keep their brackets)."""
+    if host.startswith(b"["):
+        end = host.find(b"]")
+        return host if end < 0 else host[: end + 1]
+    return host.partition(b":")[0]
+
+
+def dispatch(client: HttpProxyProtocol, req: ProxyRequest) -> None:
+    """Route ``req`` on the config current right now and start proxying it (or answer)."""
+    config = client.engine.state.config  # read once: a reload applies from the next request
+    router = config.router
+    method = _METHODS.get(req.method) or req.method.decode("latin-1")
+    host = req.host.decode("latin-1").lower() if req.host else ""
+    path = req.raw_path.decode("utf-8", "surrogateescape")
+    headers = req.header_map() if router.uses_headers else None
+    match = router.match(method, host, path, headers, client.sni)
+    if match is None:
+        client.reply(req, 404, "no-route", errors.MSG_NO_ROUTE)
+        return
+    croute: CompiledRoute = match.target
+    if croute.https_only and not client.is_https(req):
+        _redirect_to_https(client, req, croute)
+        return
+    service = croute.service
+    if service is None:
+        client.reply(req, 503, "no-service", errors.MSG_NO_SERVICE)
+        return
+    req.uri_captures = match.uri_captures
+    req._path = match.normalized_path
+    target = upstream_path(service.path, match).encode("utf-8", "surrogateescape")
+    if req.raw_query is not None:
+        target += b"?" + req.raw_query
+    route = croute.route
+    if route.preserve_host and req.host:
+        host_header = req.host
+    else:
+        host_header = service.host_header.encode("latin-1")
+    head = build_request_head(
+        req.method,
+        target,
+        host_header,
+        req.kept,
+        _forwarded(client, req, match),
+        chunked=req.chunked,
+        upgrade=req.upgrade,
+    )
+    exchange = Exchange(client, req, croute, service, head)
+    req.exchange = exchange
+    exchange.start()
+
+
+def _forwarded(
+    client: HttpProxyProtocol, req: ProxyRequest, match: RouteMatch[CompiledRoute]
+) -> bytes:
+    trusted = client.trusted
+    route = match.route
+    prefix: bytes | None = None
+    if trusted and req.fwd_prefix:
+        prefix = req.fwd_prefix
+    elif route.strip_path and match.matched_path and not match.matched_path.startswith("~"):
+        prefix = match.matched_path.encode("utf-8", "surrogateescape")
+    return forwarded_headers(
+        client_ip=client.client_ip_bytes,
+        incoming_for=req.fwd_for if trusted else None,
+        proto=(req.fwd_proto if trusted and req.fwd_proto else client.scheme_bytes),
+        host=(req.fwd_host if trusted and req.fwd_host else hostname_of(req.host or b"")),
+        port=(req.fwd_port if trusted and req.fwd_port else client.port_bytes),
+        path=req.raw_path,
+        prefix=prefix,
+        real_ip=(req.real_ip if trusted and req.real_ip else client.client_ip_bytes),
+    )
+
+
+def _redirect_to_https(client: HttpProxyProtocol, req: ProxyRequest, croute: CompiledRoute) -> None:
+    code = croute.route.https_redirect_status_code
+    if code == 426:
+        client.reply(req, 426, "https-required", errors.MSG_HTTPS, extra=_UPGRADE_TLS, upgrade=True)
+        return
+    location = b"https://" + hostname_of(req.host or b"") + req.raw_path
+    if req.raw_query is not None:
+        location += b"?" + req.raw_query
+    client.reply(req, code, "https-required", "", extra=b"Location: " + location + b"\r\n")

@@ -1,0 +1,127 @@
+"""Upstream connection pools: idle keep-alive connections per target key, reused LIFO.
+
+A key is (address, port, id of the TLS context or 0, SNI name or None).  Bookkeeping is
+synchronous; only ``connect`` awaits.  Idle connections carry an idle deadline swept by
+the engine's ``Sweeper``; a connection that served ``max_requests`` is retired.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+
+from meshgate.proxy.http.clock import Sweeper, monotonic
+from meshgate.proxy.http.upstream import UpstreamProtocol
+
+PoolKey = tuple[str, int, int, str | None]
+
+
+def pool_key(address: str, port: int, context: ssl.SSLContext | None, sni: str | None) -> PoolKey:
+    return (address, port, 0 if context is None else id(context), sni)
+
+
+class UpstreamPools:
+    """All upstream pools of one engine (one per worker process)."""
+
+    __slots__ = (
+        "high_water",
+        "idle",
+        "idle_timeout",
+        "low_water",
+        "max_idle",
+        "max_requests",
+        "opened",
+        "sweeper",
+    )
+
+    def __init__(
+        self,
+        sweeper: Sweeper,
+        *,
+        max_idle: int,
+        idle_timeout: float,
+        max_requests: int,
+        high_water: int,
+        low_water: int,
+    ) -> None:
+        self.sweeper = sweeper
+        self.max_idle = max_idle
+        self.idle_timeout = idle_timeout
+        self.max_requests = max_requests
+        self.high_water = high_water
+        self.low_water = low_water
+        self.idle: dict[PoolKey, list[UpstreamProtocol]] = {}
+        self.opened = 0  # connections ever opened (for tests and stats)
+
+    def acquire(self, key: PoolKey) -> UpstreamProtocol | None:
+        """The most recently released idle connection for ``key``, if any."""
+        idle = self.idle.get(key)
+        while idle:
+            conn = idle.pop()
+            if not conn.closed and not conn.transport.is_closing():
+                conn.deadline = 0.0
+                return conn
+        return None
+
+    def release(self, conn: UpstreamProtocol, reusable: bool) -> None:
+        """Take ``conn`` back after a response; it is closed unless it can serve another."""
+        conn.exchange = None
+        conn.read_timeout = 0.0
+        if (
+            not reusable
+            or conn.closed
+            or conn.requests >= self.max_requests
+            or conn.transport.is_closing()
+        ):
+            conn.close()
+            return
+        idle = self.idle.get(conn.key)
+        if idle is None:
+            idle = self.idle[conn.key] = []
+        if len(idle) >= self.max_idle:
+            conn.close()
+            return
+        conn.deadline = monotonic() + self.idle_timeout
+        idle.append(conn)
+
+    def forget(self, conn: UpstreamProtocol) -> None:
+        """Drop a closed idle connection from its pool."""
+        idle = self.idle.get(conn.key)
+        if idle is not None:
+            try:
+                idle.remove(conn)
+            except ValueError:
+                pass
+            if not idle:
+                del self.idle[conn.key]
+
+    def idle_count(self, key: PoolKey | None = None) -> int:
+        if key is not None:
+            return len(self.idle.get(key, ()))
+        return sum(len(v) for v in self.idle.values())
+
+    async def connect(
+        self,
+        key: PoolKey,
+        connect_timeout: float,
+        context: ssl.SSLContext | None,
+        sni: str | None,
+    ) -> UpstreamProtocol:
+        """A new connection to ``key``'s address (TLS when ``context``); raises on failure."""
+        loop = asyncio.get_running_loop()
+        async with asyncio.timeout(connect_timeout):
+            _, proto = await loop.create_connection(
+                lambda: UpstreamProtocol(self, key),
+                key[0],
+                key[1],
+                ssl=context,
+                server_hostname=sni if context is not None else None,
+            )
+        self.opened += 1
+        return proto
+
+    def close_idle(self) -> None:
+        for idle in list(self.idle.values()):
+            for conn in list(idle):
+                conn.close()
+        self.idle.clear()

@@ -1,0 +1,590 @@
+"""``HttpProxyProtocol``: one client connection — parse requests, pipeline them one at a time,
+enforce limits and client timeouts, hand each request to ``dispatch`` and write what comes back.
+
+Requests are served strictly in order: a request parsed while another is in flight waits
+(reading paused) until the previous response is complete.  Anything malformed gets its
+error response and the connection is closed; bodies are never buffered beyond the
+high-water mark.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from typing import TYPE_CHECKING, cast
+
+import httptools
+
+from meshgate.proxy.http import errors
+from meshgate.proxy.http.accesslog import AccessRecord
+from meshgate.proxy.http.clock import monotonic
+from meshgate.proxy.http.dispatch import dispatch
+from meshgate.proxy.http.exchange import buffer_body
+from meshgate.proxy.http.heads import HeadError, is_websocket, scan_request_headers
+from meshgate.proxy.http.request import ProxyRequest
+
+if TYPE_CHECKING:
+    from meshgate.proxy.http.engine import HttpEngine
+    from meshgate.proxy.http.exchange import Exchange
+    from meshgate.proxy.http.websocket import Tunnel
+
+_log = logging.getLogger("meshgate.proxy")
+
+# What the connection is waiting for; decides which client timeout applies.
+PH_IDLE, PH_HEAD, PH_BODY, PH_WAIT = 0, 1, 2, 3
+# Why reading is paused (a bit each).
+PAUSE_PIPELINE, PAUSE_BODY, PAUSE_UPSTREAM, PAUSE_UPGRADE = 1, 2, 4, 8
+
+
+class HttpProxyProtocol(asyncio.Protocol):
+    """A client connection of an http or https listener."""
+
+    __slots__ = (
+        "broken",
+        "client_ip",
+        "client_ip_bytes",
+        "closed",
+        "current",
+        "deadline",
+        "engine",
+        "fatal",
+        "half_closed",
+        "head_bytes",
+        "parser",
+        "parsing",
+        "pause_mask",
+        "phase",
+        "port_bytes",
+        "scheme_bytes",
+        "settings",
+        "sni",
+        "tls",
+        "transport",
+        "trusted",
+        "tunnel",
+        "upgrade_buffer",
+        "waiting",
+        "write_paused",
+    )
+
+    def __init__(self, engine: HttpEngine, *, tls: bool) -> None:
+        self.engine = engine
+        self.settings = engine.settings
+        self.tls = tls
+        self.scheme_bytes = b"https" if tls else b"http"
+        self.transport: asyncio.Transport = None  # type: ignore[assignment]  # connection_made
+        self.parser = httptools.HttpRequestParser(self)
+        self.client_ip = ""
+        self.client_ip_bytes = b""
+        self.port_bytes = b""
+        self.trusted = False
+        self.sni: str | None = None
+        self.parsing: ProxyRequest | None = None  # receiving parser callbacks
+        self.current: ProxyRequest | None = None  # being answered
+        self.waiting: deque[ProxyRequest] = deque()  # parsed, behind ``current``
+        self.fatal: tuple[int, str, str] | None = None  # error to send once ``current`` is done
+        self.tunnel: Tunnel | None = None
+        self.upgrade_buffer: list[bytes] | None = None  # client bytes after an upgrade request
+        self.pause_mask = 0
+        self.write_paused = False
+        self.phase = PH_HEAD
+        self.deadline = 0.0
+        self.head_bytes = 0
+        self.broken = False  # parsing stopped for good
+        self.half_closed = False
+        self.closed = False
+
+    # ------------------------------------------------------------------ connection events
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport = cast(asyncio.Transport, transport)  # uvloop's is no subclass
+        settings = self.settings
+        peer = transport.get_extra_info("peername")
+        self.client_ip = peer[0] if peer else ""
+        self.client_ip_bytes = self.client_ip.encode()
+        local = transport.get_extra_info("sockname")
+        self.port_bytes = b"%d" % local[1] if local else b""
+        self.trusted = settings.is_trusted(self.client_ip)
+        if self.tls:
+            from meshgate.proxy.tls import sni_of
+
+            self.sni = sni_of(transport) or ""
+        transport.set_write_buffer_limits(settings.high_water, settings.low_water)
+        self.deadline = monotonic() + settings.client_header_timeout
+        self.engine.clients.add(self)
+        self.engine.sweeper.add(self)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self.broken = True
+        self.engine.clients.discard(self)
+        self.engine.sweeper.discard(self)
+        if self.tunnel is not None:
+            self.tunnel.client_closed()
+            return
+        current = self.current
+        if current is not None and not current.responded:
+            exchange = current.exchange
+            if exchange is not None:
+                exchange.client_gone()
+            current.responded = True
+            self._log(current, exchange, 499, 0 if exchange is None else exchange.bytes_sent,
+                      "client-closed")  # fmt: skip
+
+    def eof_received(self) -> bool | None:
+        if self.tunnel is not None:
+            return None
+        if self.current is not None:
+            self.half_closed = True  # finish the request in flight, then close
+            return True
+        return None
+
+    def pause_writing(self) -> None:
+        self.write_paused = True
+        if self.tunnel is not None:
+            self.tunnel.client_write_paused(True)
+            return
+        self.deadline = monotonic() + self.settings.send_timeout
+        current = self.current
+        if current is not None and current.exchange is not None:
+            current.exchange.client_write_paused(True)
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        if self.tunnel is not None:
+            self.tunnel.client_write_paused(False)
+            return
+        self._set_phase(self.phase)
+        current = self.current
+        if current is not None and current.exchange is not None:
+            current.exchange.client_write_paused(False)
+
+    def data_received(self, data: bytes) -> None:
+        if self.tunnel is not None:
+            self.tunnel.from_client(data)
+            return
+        if self.broken:
+            return
+        if self.upgrade_buffer is not None:
+            self.upgrade_buffer.append(data)
+            self._pause(PAUSE_UPGRADE)
+            return
+        if self.phase == PH_BODY and not self.write_paused:
+            self.deadline = monotonic() + self.settings.client_body_timeout
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade as upgrade:
+            self._after_upgrade_request(data[upgrade.args[0] :])
+            return
+        except httptools.HttpParserCallbackError as error:
+            cause = error.__context__
+            if isinstance(cause, HeadError):
+                self._protocol_error(cause.status, cause.reason, cause.message)
+            else:
+                _log.error("error handling a request", exc_info=cause)
+                self._protocol_error(500, "internal-error", "An unexpected error occurred")
+            return
+        except httptools.HttpParserError as error:
+            self._protocol_error(400, "bad-request", f"Bad request: {error}")
+            return
+        req = self.parsing
+        if req is not None and not req.headers_done:
+            self.head_bytes += len(data)
+            if self.head_bytes > self.settings.max_header_bytes:
+                self._protocol_error(431, "header-too-large", "Request header fields too large")
+
+    def on_deadline(self, now: float) -> None:
+        if not 0 < self.deadline <= now or self.closed:
+            return
+        self.deadline = 0.0
+        if self.write_paused or self.phase == PH_WAIT:
+            self.transport.abort()  # the client stopped reading its response
+        elif self.phase == PH_IDLE:
+            self.transport.close()
+        elif self.phase == PH_HEAD:
+            self._protocol_error(408, "client-header-timeout", "Request timeout")
+        else:
+            self._protocol_error(408, "client-body-timeout", "Request timeout")
+
+    # ------------------------------------------------------------------ parser callbacks
+
+    def on_message_begin(self) -> None:
+        now = monotonic()
+        self.parsing = ProxyRequest(self.client_ip, now)
+        if self.current is None:
+            self.head_bytes = 0
+            self.phase = PH_HEAD
+            self.deadline = now + self.settings.client_header_timeout
+
+    def on_url(self, url: bytes) -> None:
+        req = self.parsing
+        assert req is not None
+        req.url += url
+        if len(req.url) > self.settings.max_url_bytes:
+            raise HeadError(414, "uri-too-long", "URI too long")
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        req = self.parsing
+        assert req is not None
+        if not req.headers_done:  # after the head: chunked trailers, dropped
+            req.headers.append((name, value))
+            req.head_size += len(name) + len(value) + 4
+
+    def on_headers_complete(self) -> None:
+        req = self.parsing
+        assert req is not None
+        parser = self.parser
+        settings = self.settings
+        req.headers_done = True
+        req.method = parser.get_method()
+        version = parser.get_http_version()
+        if version == "1.0":
+            req.http10 = True
+        elif version != "1.1":
+            raise HeadError(
+                505 if version > "1.1" else 400, "bad-version", "HTTP version not supported"
+            )
+        req.keep_alive = parser.should_keep_alive()
+        if req.head_size + len(req.url) > settings.max_header_bytes:
+            raise HeadError(431, "header-too-large", "Request header fields too large")
+        scan_request_headers(req.headers, req)
+        if req.host is None and not req.http10:
+            raise HeadError(400, "bad-request", "missing Host header")
+        _parse_target(req)
+        if req.upgrade is not None and not is_websocket(req.upgrade):
+            if req.has_body:
+                raise HeadError(400, "bad-request", "Upgrade with a request body is not supported")
+            req.upgrade = None  # not forwarded: only WebSocket upgrades are proxied
+        if settings.max_body_bytes and req.content_length > settings.max_body_bytes:
+            raise HeadError(413, "request-too-large", "Request size limit exceeded")
+        if self.current is None:
+            self.current = req
+            self._set_phase(PH_BODY if req.has_body else PH_WAIT)
+            self._start(req)
+        else:
+            self.waiting.append(req)
+            self._pause(PAUSE_PIPELINE)
+
+    def on_body(self, body: bytes) -> None:
+        req = self.parsing
+        if req is None or req.responded:
+            return
+        req.body_received += len(body)
+        limit = self.settings.max_body_bytes
+        if limit and req.body_received > limit:
+            raise HeadError(413, "request-too-large", "Request size limit exceeded")
+        exchange = req.exchange
+        if exchange is None:
+            buffer_body(req, body)
+        elif not exchange.done:
+            exchange.send_body(body)
+        if req.body_buffered > self.settings.high_water:
+            self._pause(PAUSE_BODY)
+
+    def on_message_complete(self) -> None:
+        req = self.parsing
+        if req is None:
+            return
+        self.parsing = None
+        req.message_complete = True
+        exchange = req.exchange
+        if exchange is not None and not exchange.done:
+            exchange.body_done()
+        if req is self.current:
+            if req.responded:
+                self._advance()
+            else:
+                self._set_phase(PH_WAIT)
+
+    # ------------------------------------------------------------------ serving requests
+
+    def _start(self, req: ProxyRequest) -> None:
+        if req.error is not None:
+            status, reason, message = req.error
+            self.reply(req, status, reason, message)
+        else:
+            dispatch(self, req)
+
+    def is_https(self, req: ProxyRequest) -> bool:
+        if self.tls:
+            return True
+        proto = req.fwd_proto
+        return self.trusted and proto is not None and proto.strip().lower() == b"https"
+
+    def reply(
+        self,
+        req: ProxyRequest,
+        status: int,
+        reason: str,
+        message: str,
+        *,
+        extra: bytes = b"",
+        upgrade: bool = False,
+        close: bool = False,
+    ) -> None:
+        """Answer ``req`` ourselves with a canned response."""
+        close = close or self._must_close(req)
+        if upgrade and not close:
+            extra += b"Connection: Upgrade\r\n"
+        data = errors.error_response(
+            status,
+            "" if req.method == b"HEAD" else message,
+            reason,
+            close=close,
+            server_tokens=self.settings.server_tokens,
+            extra=extra,
+            http10=req.http10 and not upgrade,
+        )
+        self.transport.write(data)
+        self._finish(req, req.exchange, status, len(data), reason, close)
+
+    def exchange_done(self, exchange: Exchange) -> None:
+        req = exchange.req
+        close = exchange.close_after or self._must_close(req)
+        self._finish(req, exchange, exchange.status, exchange.bytes_sent, exchange.reason, close)
+
+    def exchange_failed(self, exchange: Exchange, status: int, reason: str, message: str) -> None:
+        self.reply(exchange.req, status, reason, message)
+
+    def exchange_aborted(self, exchange: Exchange) -> None:
+        req = exchange.req
+        req.responded = True
+        self._log(req, exchange, exchange.status, exchange.bytes_sent, exchange.reason)
+        self.broken = True
+        self.transport.abort()
+
+    def start_tunnel(self, exchange: Exchange, tunnel: Tunnel) -> None:
+        req = exchange.req
+        req.responded = True
+        self._log(req, exchange, 101, exchange.bytes_sent, "")
+        self.tunnel = tunnel
+        self.current = None
+        self.deadline = 0.0
+        self.engine.sweeper.discard(self)
+        pending, self.upgrade_buffer = self.upgrade_buffer or [], None
+        for data in pending:
+            tunnel.from_client(data)
+        self.pause_mask = 0
+        self.transport.resume_reading()
+        if self.write_paused:
+            tunnel.client_write_paused(True)
+
+    def close_if_idle(self) -> None:
+        """Close the connection if it is between requests (used by drain)."""
+        if self.current is None and self.parsing is None and self.tunnel is None:
+            self.broken = True
+            self.transport.close()
+
+    def _must_close(self, req: ProxyRequest) -> bool:
+        return (
+            not req.keep_alive
+            or self.engine.draining
+            or self.half_closed
+            or self.upgrade_buffer is not None
+            or (req.has_body and not req.message_complete)
+        )
+
+    def _finish(
+        self,
+        req: ProxyRequest,
+        exchange: Exchange | None,
+        status: int,
+        bytes_sent: int,
+        reason: str,
+        close: bool,
+    ) -> None:
+        req.responded = True
+        self._log(req, exchange, status, bytes_sent, reason)
+        if close:
+            self.broken = True
+            self.transport.close()
+        elif req.message_complete:
+            self._advance()
+        # else: the rest of a body-less request is in the buffer being parsed;
+        # on_message_complete advances.
+
+    def _advance(self) -> None:
+        self.current = None
+        if self.fatal is not None:
+            status, reason, message = self.fatal
+            self._send_fatal(status, reason, message)
+            return
+        if self.waiting:
+            nxt = self.waiting.popleft()
+            self.current = nxt
+            if not self.waiting:
+                self._resume(PAUSE_PIPELINE)
+            self._set_phase(PH_WAIT if nxt.message_complete else PH_BODY)
+            self._start(nxt)
+            return
+        self._resume(PAUSE_PIPELINE)
+        if self.parsing is not None:
+            self.head_bytes = 0
+            self._set_phase(PH_HEAD)
+        else:
+            self._set_phase(PH_IDLE)
+
+    def _set_phase(self, phase: int) -> None:
+        self.phase = phase
+        if self.write_paused:
+            return
+        settings = self.settings
+        if phase == PH_IDLE:
+            self.deadline = monotonic() + settings.keepalive_timeout
+        elif phase == PH_HEAD:
+            start = self.parsing.started_at if self.parsing is not None else monotonic()
+            self.deadline = start + settings.client_header_timeout
+        elif phase == PH_BODY:
+            self.deadline = monotonic() + settings.client_body_timeout
+        else:
+            self.deadline = 0.0
+
+    def _after_upgrade_request(self, rest: bytes) -> None:
+        """The parser stopped after a request with Upgrade (or CONNECT)."""
+        pending = self.current if self.current is not None and not self.waiting else None
+        if self.waiting:
+            pending = self.waiting[-1]
+        if pending is not None and pending.upgrade is not None and not pending.responded:
+            self.upgrade_buffer = [rest] if rest else []
+            self._pause(PAUSE_UPGRADE)
+            return
+        # An upgrade we do not forward (h2c...): carry on parsing HTTP/1.1 with a fresh parser.
+        self.parser = httptools.HttpRequestParser(self)
+        if rest:
+            self.data_received(rest)
+
+    def _protocol_error(self, status: int, reason: str, message: str) -> None:
+        """The input cannot be parsed further: answer ``status`` (when possible) and close."""
+        self.broken = True
+        failing = self.parsing
+        self.parsing = None
+        current = self.current
+        if current is not None and not current.responded and current is not failing:
+            self.fatal = (status, reason, message)  # answered once ``current`` is done
+            self._pause(PAUSE_PIPELINE)
+            return
+        if failing is not None and failing is current:
+            exchange = failing.exchange
+            if exchange is not None and (exchange.status or exchange.done):
+                if not exchange.done:
+                    exchange.client_gone()
+                failing.responded = True
+                self._log(failing, exchange, exchange.status, exchange.bytes_sent, reason)
+                self.transport.abort()
+                return
+            if exchange is not None:
+                exchange.client_gone()
+        self._send_fatal(status, reason, message, failing)
+
+    def _send_fatal(
+        self, status: int, reason: str, message: str, req: ProxyRequest | None = None
+    ) -> None:
+        data = errors.error_response(
+            status, message, reason, close=True, server_tokens=self.settings.server_tokens
+        )
+        self.transport.write(data)
+        if req is not None:
+            req.responded = True
+            self._log(req, req.exchange, status, len(data), reason)
+        self.broken = True
+        self.transport.close()
+
+    def _pause(self, reason: int) -> None:
+        if not self.pause_mask and not self.closed:
+            self.transport.pause_reading()
+        self.pause_mask |= reason
+
+    def _resume(self, reason: int) -> None:
+        if self.pause_mask & reason:
+            self.pause_mask &= ~reason
+            if not self.pause_mask and not self.closed:
+                self.transport.resume_reading()
+
+    def pause_for_upstream(self, paused: bool) -> None:
+        if paused:
+            self._pause(PAUSE_UPSTREAM)
+        else:
+            self._resume(PAUSE_UPSTREAM)
+
+    def body_buffer_drained(self) -> None:
+        self._resume(PAUSE_BODY)
+
+    # ------------------------------------------------------------------ access log
+
+    def _log(
+        self,
+        req: ProxyRequest,
+        exchange: Exchange | None,
+        status: int,
+        bytes_sent: int,
+        reason: str,
+    ) -> None:
+        sink = self.engine.access_sink()
+        if sink is None:
+            return
+        now = monotonic()
+        total = now - req.started_at
+        upstream_ms = proxy_ms = 0.0
+        upstream = route_id = route_name = service_name = ""
+        if exchange is not None:
+            if exchange.t_head and exchange.t_sent:
+                upstream_ms = (exchange.t_head - exchange.t_sent) * 1000
+            proxy_ms = ((exchange.t_sent or now) - req.started_at) * 1000
+            target = exchange.target or (exchange.tried[-1] if exchange.tried else None)
+            if target is not None:
+                upstream = f"{target.address}:{target.port}"
+            route_id = exchange.route.route.id
+            route_name = exchange.route.route.name or ""
+            service_name = exchange.service.service.name or exchange.service.service.id
+        else:
+            proxy_ms = total * 1000
+        record = AccessRecord(
+            time=time.time() - total,
+            client_ip=self.client_ip,
+            method=req.method.decode("latin-1"),
+            path=req.raw_path.decode("latin-1") if req.raw_path else req.url.decode("latin-1"),
+            status=status,
+            bytes_sent=bytes_sent,
+            upstream=upstream,
+            route_id=route_id,
+            route_name=route_name,
+            service_name=service_name,
+            latency_total_ms=total * 1000,
+            latency_upstream_ms=upstream_ms,
+            latency_proxy_ms=proxy_ms,
+            reason=reason,
+        )
+        try:
+            sink(record)
+        except Exception:
+            _log.exception("access log sink failed")
+
+
+def _parse_target(req: ProxyRequest) -> None:
+    """Split the request target into path and query (origin or absolute form)."""
+    url = req.url
+    if url[:1] == b"/":
+        path, sep, query = url.partition(b"?")
+        req.raw_path = path
+        req.raw_query = query if sep else None
+        return
+    lowered = url[:8].lower()
+    if lowered.startswith((b"http://", b"https://")):
+        try:
+            parsed = httptools.parse_url(url)
+        except httptools.HttpParserInvalidURLError:
+            raise HeadError(400, "bad-request", "invalid request target") from None
+        if not parsed.host:
+            raise HeadError(400, "bad-request", "invalid request target")
+        req.host = parsed.host + (b":%d" % parsed.port if parsed.port else b"")
+        req.raw_path = parsed.path or b"/"
+        req.raw_query = parsed.query
+        return
+    if req.method == b"CONNECT":
+        raise HeadError(405, "method-not-allowed", "CONNECT is not supported")
+    if url == b"*" and req.method == b"OPTIONS":
+        req.raw_path = b"*"
+        return
+    raise HeadError(400, "bad-request", "invalid request target")

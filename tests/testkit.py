@@ -1,0 +1,145 @@
+"""Helpers shared by every test area: free ports, background loops, a ``meshgate run`` process."""
+
+from __future__ import annotations
+
+import asyncio
+import http.client
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import uvloop
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class EchoUpstreams:
+    """Echo upstreams running in a background event loop (see meshgate.demo.upstreams)."""
+
+    ports: list[int] = field(default_factory=list)
+    counters: list[dict[str, int]] = field(default_factory=list)
+
+
+class BackgroundLoop:
+    """An event loop in a thread, for servers a test talks to with blocking clients."""
+
+    def __init__(self) -> None:
+        self.loop = uvloop.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self._thread.start()
+
+    def run(self, coro: Any, timeout: float = 10) -> Any:
+        future: Future[Any] = asyncio.run_coroutine_threadsafe(coro, self.loop)
+        return future.result(timeout)
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(5)
+        self.loop.close()
+
+
+MESHGATE = [sys.executable, "-m", "meshgate.cli.main"]
+
+
+def wait_for_port(
+    port: int, timeout: float = 15.0, proc: subprocess.Popen[str] | None = None
+) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"process exited with {proc.returncode} before listening")
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
+
+
+class Gateway:
+    """A ``meshgate run`` process on a port of its own."""
+
+    def __init__(self, config: Path, port: int, *extra: str, workers: int = 1) -> None:
+        self.config = config
+        self.port = port
+        self._log = tempfile.TemporaryFile("w+")  # a pipe could fill up and block the gateway
+        self.proc = subprocess.Popen(
+            [
+                *MESHGATE,
+                "run",
+                "-c",
+                str(config),
+                "--proxy-listen",
+                f"127.0.0.1:{port}",
+                "--workers",
+                str(workers),
+                "--access-log",
+                "off",
+                *extra,
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=self._log,
+            text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        try:
+            wait_for_port(port, proc=self.proc)
+        except (TimeoutError, RuntimeError) as exc:
+            raise RuntimeError(f"{exc}; meshgate said:\n{self.stop()}") from None
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        headers: dict[str, str] | None = None,
+        body: bytes | None = None,
+    ) -> tuple[int, dict[str, str], bytes]:
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        try:
+            conn.request(method, path, body=body, headers=headers or {})
+            resp = conn.getresponse()
+            return resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read()
+        finally:
+            conn.close()
+
+    def echo(self, path: str, headers: dict[str, str] | None = None) -> dict[str, Any]:
+        status, _, body = self.request("GET", path, headers)
+        assert status == 200, (status, body)
+        result: dict[str, Any] = json.loads(body)
+        return result
+
+    def signal(self, sig: signal.Signals) -> None:
+        self.proc.send_signal(sig)
+
+    def stop(self) -> str:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.log()
+
+    def log(self) -> str:
+        """What the gateway wrote to stderr so far."""
+        self._log.seek(0)
+        text = self._log.read()
+        if self.proc.poll() is not None:
+            self._log.close()
+        return text
