@@ -77,7 +77,8 @@ class Gateway:
     def __init__(self, config: Path, port: int, *extra: str, workers: int = 1) -> None:
         self.config = config
         self.port = port
-        self._log = tempfile.TemporaryFile("w+")  # a pipe could fill up and block the gateway
+        # a file, not a pipe: a full pipe would block the gateway
+        self._log = tempfile.TemporaryFile("w+")  # noqa: SIM115
         self.proc = subprocess.Popen(
             [
                 *MESHGATE,
