@@ -74,23 +74,25 @@ def wait_for_port(
 class Gateway:
     """A ``meshgate run`` process on a port of its own."""
 
-    def __init__(self, config: Path, port: int, *extra: str, workers: int = 1) -> None:
+    def __init__(self, config: Path | None, port: int, *extra: str, workers: int = 1) -> None:
         self.config = config
         self.port = port
+        self.admin_port = free_port()
         # a file, not a pipe: a full pipe would block the gateway
         self._log = tempfile.TemporaryFile("w+")  # noqa: SIM115
         self.proc = subprocess.Popen(
             [
                 *MESHGATE,
                 "run",
-                "-c",
-                str(config),
+                *(["-c", str(config)] if config is not None else []),
                 "--proxy-listen",
                 f"127.0.0.1:{port}",
                 "--workers",
                 str(workers),
                 "--access-log",
                 "off",
+                "--admin-listen",
+                f"127.0.0.1:{self.admin_port}",
                 *extra,
             ],
             stdout=subprocess.DEVNULL,
@@ -100,6 +102,7 @@ class Gateway:
         )
         try:
             wait_for_port(port, proc=self.proc)
+            wait_for_port(self.admin_port, proc=self.proc)
         except (TimeoutError, RuntimeError) as exc:
             raise RuntimeError(f"{exc}; meshgate said:\n{self.stop()}") from None
 

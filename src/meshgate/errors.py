@@ -23,6 +23,11 @@ class ConfigError(Exception):
         self.violations = violations
         super().__init__("; ".join(str(v) for v in violations) or "invalid configuration")
 
+    @classmethod
+    def single(cls, message: str, path: str = "") -> ConfigError:
+        """An error with one violation."""
+        return cls([Violation(path, message)])
+
     def to_fields(self) -> dict[str, str]:
         """Flat ``{path: message}`` map, the shape Kong's error body uses for ``fields``."""
         return {v.path: v.message for v in self.violations}

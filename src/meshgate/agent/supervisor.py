@@ -88,6 +88,7 @@ class _Worker:
         self.writer: asyncio.StreamWriter | None = None
         self.replies: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self.ports: dict[str, int] = {}
+        self.exited = asyncio.Event()
 
     async def spawn(self, options: NodeOptions) -> None:
         ours, theirs = socket.socketpair()
@@ -100,6 +101,8 @@ class _Worker:
             pass_fds=[theirs.fileno()],
         )
         theirs.close()
+        self.exited = asyncio.Event()
+        spawn(self._reap(self.process, self.exited), name=f"worker-{self.index}-reaper")
         reader, self.writer = await asyncio.open_connection(sock=ours)
         self.replies = asyncio.Queue()
         spawn(self._read(reader), name=f"worker-{self.index}-replies")
@@ -113,6 +116,11 @@ class _Worker:
                 "tls_verify_default": options.tls_verify_default,
             }
         )
+
+    @staticmethod
+    async def _reap(process: asyncio.subprocess.Process, exited: asyncio.Event) -> None:
+        await process.wait()
+        exited.set()
 
     async def _read(self, reader: asyncio.StreamReader) -> None:
         decoder = FrameDecoder()
@@ -133,7 +141,7 @@ class _Worker:
         self.ports = dict(reply.get("ports", {}))
 
     def alive(self) -> bool:
-        return self.process is not None and self.process.returncode is None
+        return self.process is not None and not self.exited.is_set()
 
 
 class WorkerPool:

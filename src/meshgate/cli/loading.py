@@ -11,12 +11,11 @@ import typer
 
 from meshgate import snapshot
 from meshgate.compiler import NodeSettings, compile_gateway
+from meshgate.controlplane.tls_default import with_default_certificate
 from meshgate.errors import ConfigError, Violation
-from meshgate.proxy.tls.certs import generate_self_signed
 from meshgate.resources import load_file
 
 DEFAULT_PROXY_LISTEN = "127.0.0.1:8000, 127.0.0.1:8443 ssl"
-DEFAULT_CERT_ID = "00000000-0000-4000-8000-00000000cafe"
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,21 +39,7 @@ def load_config(
     except OSError as exc:
         raise ConfigError([Violation("", f"cannot read {path}: {exc.strerror or exc}")]) from exc
     node = NodeSettings.from_proxy_listen(proxy_listen)
-    snap = compile_gateway(config, node)
-    if any(ln.protocol == "https" for ln in snap.listeners) and not snap.certificates:
-        tls_default = tls_default or generate_self_signed(["localhost", "127.0.0.1"])
-        cert = snapshot.Certificate(
-            id=DEFAULT_CERT_ID, cert=tls_default[0], key=tls_default[1], snis=()
-        )
-        listeners = tuple(
-            ln.model_copy(update={"default_certificate": DEFAULT_CERT_ID})
-            if ln.protocol == "https"
-            else ln
-            for ln in snap.listeners
-        )
-        snap = snap.model_copy(
-            update={"certificates": (cert,), "listeners": listeners}
-        ).with_version()
+    snap, tls_default = with_default_certificate(compile_gateway(config, node), tls_default)
     return LoadedConfig(snapshot=snap, tls_default=tls_default)
 
 
@@ -64,7 +49,12 @@ def exit_on_config_error(path: Path) -> Iterator[None]:
     try:
         yield
     except ConfigError as exc:
-        typer.echo(f"{path}: invalid configuration ({len(exc.violations)} problems):", err=True)
-        for violation in exc.violations:
-            typer.echo(f"  {violation}", err=True)
+        print_violations(str(path), exc)
         raise typer.Exit(2) from None
+
+
+def print_violations(source: str, exc: ConfigError) -> None:
+    """Every violation of ``exc``, one per line with its field path, on stderr."""
+    typer.echo(f"{source}: invalid configuration ({len(exc.violations)} problems):", err=True)
+    for violation in exc.violations:
+        typer.echo(f"  {violation}", err=True)

@@ -1,23 +1,35 @@
-"""``meshgate run``: a standalone gateway from a Kong-format declarative file."""
+"""``meshgate run``: a standalone node — proxy workers, the config store and the Admin API.
+
+With ``-c FILE`` the node runs DB-less: the file is loaded into an in-memory store, the Admin
+API is read-only, and ``--watch``/SIGHUP reload the file.  With ``--store URL`` (SQLite file or
+PostgreSQL) the Admin API is writable and several nodes may share one PostgreSQL database.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import os
 import signal
+from dataclasses import dataclass
 from pathlib import Path
 
 import typer
 import uvloop
 
-from meshgate import __version__
+from meshgate import __version__, snapshot
 from meshgate.agent.logs import configure_logging
-from meshgate.agent.supervisor import ApplyError, InProcessProxy, NodeOptions, Proxy, WorkerPool
-from meshgate.cli.loading import LoadedConfig, exit_on_config_error, load_config
+from meshgate.agent.node_env import NodeEnvironment
+from meshgate.agent.supervisor import InProcessProxy, NodeOptions, Proxy, WorkerPool
+from meshgate.cli.loading import DEFAULT_PROXY_LISTEN, print_violations
+from meshgate.compiler import NodeSettings
+from meshgate.controlplane.admin_api import NodeInfo, create_admin_app, serve_admin
+from meshgate.controlplane.gateway_node import GatewayNode, import_file
 from meshgate.demo.upstreams import start_echo_upstream
 from meshgate.errors import ConfigError
 from meshgate.proxy.http.settings import ProxySettings
+from meshgate.store import Store, open_store
 from meshgate.tasks import spawn
 
 _log = logging.getLogger("meshgate.run")
@@ -25,17 +37,49 @@ _log = logging.getLogger("meshgate.run")
 DEMO_UPSTREAM_PORTS = (9001, 9002)
 
 
+@dataclass(slots=True)
+class RunPlan:
+    """What ``run`` was asked to do, checked."""
+
+    config: Path | None
+    store_url: str
+    proxy_listen: str
+    admin_listen: tuple[str, int] | None
+    admin_token: str | None
+    workers: int
+    watch: bool
+    demo_upstreams: bool
+    options: NodeOptions
+
+
 def run(
-    config: Path = typer.Option(..., "-c", "--config", help="Kong-format declarative file."),
+    config: Path | None = typer.Option(
+        None, "-c", "--config", help="Kong-format declarative file: run DB-less from it."
+    ),
+    store: str | None = typer.Option(
+        None,
+        "--store",
+        envvar="MESHGATE_STORE",
+        help="Config store: sqlite:///path.db or postgresql://… (default sqlite:///meshgate.db).",
+    ),
     workers: int = typer.Option(1, "--workers", "-w", min=1, help="Proxy worker processes."),
     proxy_listen: str = typer.Option(
-        "127.0.0.1:8000, 127.0.0.1:8443 ssl",
+        DEFAULT_PROXY_LISTEN,
         "--proxy-listen",
         envvar="MESHGATE_PROXY_LISTEN",
         help="Kong-style listen list, e.g. '0.0.0.0:8000, 0.0.0.0:8443 ssl'.",
     ),
-    watch: bool = typer.Option(False, "--watch", help="Reload when the file changes."),
-    access_log: str = typer.Option("on", "--access-log", help="on|off"),
+    admin_listen: str = typer.Option(
+        "127.0.0.1:8001", "--admin-listen", envvar="MESHGATE_ADMIN_LISTEN", help="HOST:PORT or off."
+    ),
+    admin_token: str | None = typer.Option(
+        None,
+        "--admin-token",
+        envvar="MESHGATE_ADMIN_TOKEN",
+        help="Required on Admin API requests; mandatory when it listens beyond loopback.",
+    ),
+    watch: bool = typer.Option(False, "--watch", help="Reload the -c file when it changes."),
+    access_log: str = typer.Option("on", "--access-log", envvar="MESHGATE_ACCESS_LOG"),
     log_level: str = typer.Option("info", "--log-level"),
     drain_timeout: float = typer.Option(
         10.0, "--drain-timeout", help="Seconds to finish requests."
@@ -44,36 +88,106 @@ def run(
         False, "--demo-upstreams", help="Also start the demo's echo upstreams on :9001 and :9002."
     ),
 ) -> None:
-    """Run the gateway standalone: config from FILE, proxies on --proxy-listen."""
+    """Run a gateway node: proxies on --proxy-listen, Admin API on --admin-listen."""
     configure_logging(log_level, access_log == "on")
-    with exit_on_config_error(config):
-        loaded = load_config(config, proxy_listen)
-    options = NodeOptions(
-        settings=ProxySettings(),
-        drain_timeout=drain_timeout,
-        log_level=log_level,
-        access_log=access_log == "on",
+    if config is not None and store is not None:
+        raise typer.BadParameter("use either -c FILE (DB-less) or --store URL, not both")
+    plan = RunPlan(
+        config=config,
+        store_url="sqlite://:memory:" if config is not None else store or "sqlite:///meshgate.db",
+        proxy_listen=proxy_listen,
+        admin_listen=_parse_admin_listen(admin_listen),
+        admin_token=admin_token,
+        workers=workers,
+        watch=watch,
+        demo_upstreams=demo_upstreams,
+        options=NodeOptions(
+            settings=ProxySettings(),
+            log_level=log_level,
+            access_log=access_log == "on",
+            drain_timeout=drain_timeout,
+        ),
     )
-    uvloop.run(_serve(config, proxy_listen, loaded, options, workers, watch, demo_upstreams))
+    if plan.admin_listen is not None and not _is_loopback(plan.admin_listen[0]) and not admin_token:
+        raise typer.BadParameter(
+            "the Admin API listens beyond loopback: set --admin-token (or MESHGATE_ADMIN_TOKEN)"
+        )
+    try:
+        node_settings = NodeSettings.from_proxy_listen(proxy_listen)
+    except ConfigError as exc:
+        print_violations("--proxy-listen", exc)
+        raise typer.Exit(2) from None
+    node_env = NodeEnvironment()
+    try:
+        uvloop.run(_serve(plan, node_settings))
+    finally:
+        node_env.close()
 
 
-async def _serve(
-    path: Path,
-    proxy_listen: str,
-    loaded: LoadedConfig,
-    options: NodeOptions,
-    workers: int,
-    watch: bool,
-    demo_upstreams: bool,
-) -> None:
-    servers: list[asyncio.Server] = []
-    if demo_upstreams:
+def _parse_admin_listen(text: str) -> tuple[str, int] | None:
+    if text.strip().lower() == "off":
+        return None
+    host, sep, port = text.strip().rpartition(":")
+    if not sep or not port.isdigit():
+        raise typer.BadParameter(f"--admin-listen {text!r} is not HOST:PORT or off")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+async def _serve(plan: RunPlan, node_settings: NodeSettings) -> None:
+    store = await open_store(plan.store_url)
+    if plan.config is not None:
+        try:
+            await import_file(store, plan.config)
+        except ConfigError as exc:
+            print_violations(str(plan.config), exc)
+            await store.close()
+            raise typer.Exit(2) from None
+    demo_servers: list[asyncio.Server] = []
+    if plan.demo_upstreams:
         for i, port in enumerate(DEMO_UPSTREAM_PORTS):
             server, _ = await start_echo_upstream(f"demo-{i + 1}", port=port)
-            servers.append(server)
-    proxy: Proxy = InProcessProxy(options) if workers == 1 else WorkerPool(options, workers)
-    await proxy.start(loaded.snapshot)
-    _print_banner(loaded, workers)
+            demo_servers.append(server)
+    proxy: Proxy = (
+        InProcessProxy(plan.options)
+        if plan.workers == 1
+        else WorkerPool(plan.options, plan.workers)
+    )
+    node = GatewayNode(store, node_settings, proxy)
+    try:
+        await node.start()
+    except ConfigError as exc:
+        print_violations(plan.store_url, exc)
+        raise typer.Exit(2) from None
+    admin = None
+    if plan.admin_listen is not None:
+        app = create_admin_app(
+            store,
+            node_info=NodeInfo(
+                database="off" if plan.config else store.dialect,
+                admin_listen=(f"{plan.admin_listen[0]}:{plan.admin_listen[1]}",),
+                proxy_listen=tuple(p.strip() for p in plan.proxy_listen.split(",")),
+            ),
+            read_only_reason=(
+                f"meshgate runs DB-less from {plan.config}: edit the file (and reload with "
+                "--watch or SIGHUP), or run with --store"
+                if plan.config
+                else None
+            ),
+            admin_token=plan.admin_token,
+            on_change=node.on_admin_change,
+        )
+        admin = await serve_admin(app, *plan.admin_listen)
+    assert node.snapshot is not None
+    _print_banner(node.snapshot, plan, admin.port if admin else None)
 
     stop = asyncio.Event()
     reload_now = asyncio.Event()
@@ -81,54 +195,46 @@ async def _serve(
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     loop.add_signal_handler(signal.SIGINT, stop.set)
     loop.add_signal_handler(signal.SIGHUP, reload_now.set)
-
-    async def reloader() -> None:
-        nonlocal loaded
-        mtime = _mtime(path)
-        while not stop.is_set():
-            try:
-                await asyncio.wait_for(reload_now.wait(), 1.0 if watch else None)
-            except TimeoutError:
-                now = _mtime(path)
-                if now == mtime:
-                    continue
-                mtime = now
-            reload_now.clear()
-            loaded = await _reload(path, proxy_listen, loaded, proxy)
-
-    task = spawn(reloader(), name="config-reloader")
+    reloader = spawn(_reload_loop(plan, store, node, reload_now, stop), name="file-reloader")
     await stop.wait()
-    task.cancel()
+    reloader.cancel()
     _log.info("shutting down: finishing in-flight requests")
-    await proxy.stop()
-    for server in servers:
+    if admin is not None:
+        await admin.stop()
+    await node.stop()
+    await store.close()
+    for server in demo_servers:
         server.close()
 
 
-async def _reload(
-    path: Path, proxy_listen: str, current: LoadedConfig, proxy: Proxy
-) -> LoadedConfig:
-    try:
-        loaded = load_config(path, proxy_listen, tls_default=current.tls_default)
-    except ConfigError as exc:
-        _log.error(
-            "reload of %s refused, running config kept: %s",
-            path,
-            "; ".join(str(v) for v in exc.violations),
-        )
-        return current
-    except OSError as exc:
-        _log.error("reload of %s failed, running config kept: %s", path, exc)
-        return current
-    if loaded.snapshot.version == current.snapshot.version:
-        return current
-    try:
-        await proxy.apply(loaded.snapshot)
-    except (ApplyError, ValueError) as exc:
-        _log.error("snapshot %s refused, running config kept: %s", loaded.snapshot.version, exc)
-        return current
-    _log.info("config reloaded: snapshot %s", loaded.snapshot.version)
-    return loaded
+async def _reload_loop(
+    plan: RunPlan, store: Store, node: GatewayNode, reload_now: asyncio.Event, stop: asyncio.Event
+) -> None:
+    """DB-less: re-import the file on SIGHUP (or when it changes, with ``--watch``)."""
+    if plan.config is None:
+        await stop.wait()
+        return
+    path = plan.config
+    mtime = _mtime(path)
+    while not stop.is_set():
+        try:
+            await asyncio.wait_for(reload_now.wait(), 1.0 if plan.watch else None)
+        except TimeoutError:
+            if _mtime(path) == mtime:
+                continue
+        mtime = _mtime(path)
+        reload_now.clear()
+        try:
+            revision = await import_file(store, path)
+        except ConfigError as exc:
+            _log.error(
+                "reload of %s refused, running config kept: %s",
+                path,
+                "; ".join(str(v) for v in exc.violations),
+            )
+            continue
+        if await node.wait_applied(revision):
+            _log.info("%s reloaded (revision %d)", path, revision)
 
 
 def _mtime(path: Path) -> float:
@@ -138,13 +244,16 @@ def _mtime(path: Path) -> float:
         return 0.0
 
 
-def _print_banner(loaded: LoadedConfig, workers: int) -> None:
-    snap = loaded.snapshot
+def _print_banner(snap: snapshot.Snapshot, plan: RunPlan, admin_port: int | None) -> None:
+    workers = plan.workers
     lines = [f"meshgate {__version__} running ({workers} worker{'s' if workers > 1 else ''})"]
     for listener in snap.listeners:
         lines.append(f"  proxy  {listener.protocol}://{listener.address}:{listener.port}")
+    if plan.admin_listen is not None:
+        lines.append(f"  admin  http://{plan.admin_listen[0]}:{admin_port}")
+    source = f"file {plan.config} (DB-less)" if plan.config else f"store {plan.store_url}"
     lines.append(
-        f"  config {len(snap.services)} services, {len(snap.routes)} routes, "
-        f"{len(snap.clusters)} clusters (snapshot {snap.version})"
+        f"  config {source}: {len(snap.services)} services, {len(snap.routes)} routes "
+        f"(snapshot {snap.version})"
     )
     typer.echo("\n".join(lines), err=True)
