@@ -1,0 +1,395 @@
+"""``EmbeddedEventLog``: the default, on-disk ``EventLog`` of one process.
+
+Durability (fsync policy): a produce call returns only after its records were written and
+fsynced. Produces are group-committed (``committer``): while one write+fsync round runs on the
+log's writer thread, new produces queue up and the next round writes all of them and fsyncs each
+touched partition once, so concurrent producers share fsyncs. Records become visible to fetch
+only once fsynced (the high watermark), so a reader never sees a record a crash could take back.
+Committed group offsets and the topic catalog are fsynced before their calls return too.
+``acks="none"`` returns once the records are queued (offset -1); they are still fsynced.
+
+Threads: file writes and fsyncs run on one dedicated writer thread, reads on a small reader
+pool; the event loop never blocks on disk. In-memory maps (topics, partitions) are only changed
+on the event loop. Long-polling fetches wait on ``wakeups`` that each flush round resolves.
+
+One process: the log directory is locked (``lock``, flock) by the process that opens it; a
+second opener gets ``LogLocked``. Several gateway workers share one embedded log by running it
+in one process (the supervisor) and reaching it from the others (not built here).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TypeVar
+
+from meshgate.events.api import (
+    DEFAULT_MAX_RECORD_BYTES,
+    Acks,
+    FetchResult,
+    GroupMember,
+    OffsetReset,
+    ProduceRecord,
+    RecordMetadata,
+    TopicInfo,
+    record_size,
+)
+from meshgate.events.embedded import catalog
+from meshgate.events.embedded.committer import GroupCommitter
+from meshgate.events.embedded.group_offsets import GroupOffsets
+from meshgate.events.embedded.groups import GroupCoordinator
+from meshgate.events.embedded.partition import PartitionLog
+from meshgate.events.embedded.wakeups import Wakeups
+from meshgate.events.errors import (
+    BrokerUnavailable,
+    InvalidTopic,
+    OffsetOutOfRange,
+    RecordTooLarge,
+    TopicAlreadyExists,
+    UnknownPartition,
+    UnknownTopic,
+)
+from meshgate.events.partitioner import StickyPartitioner, choose_partitions
+from meshgate.tasks import spawn
+
+T = TypeVar("T")
+TopicPartition = tuple[str, int]
+Partitions = dict[TopicPartition, PartitionLog]
+
+
+class EmbeddedEventLog:
+    """See the module docstring. Open with ``await EmbeddedEventLog.open(path)``."""
+
+    def __init__(
+        self,
+        root: Path,
+        *,
+        auto_create_topics: bool,
+        default_partitions: int,
+        max_record_bytes: int,
+        segment_bytes: int,
+        reader_threads: int,
+        retention_check_seconds: float,
+    ) -> None:
+        self.root = root
+        self.retention_check_seconds = retention_check_seconds
+        self.auto_create_topics = auto_create_topics
+        self.default_partitions = default_partitions
+        self.max_record_bytes = max_record_bytes
+        self.segment_bytes = segment_bytes
+        self._loop = asyncio.get_running_loop()
+        self._writer = ThreadPoolExecutor(1, thread_name_prefix="eventlog-writer")
+        self._readers = ThreadPoolExecutor(reader_threads, thread_name_prefix="eventlog-reader")
+        self._topics: dict[str, TopicInfo] = {}
+        self._partitions: Partitions = {}
+        self._wakeups = Wakeups(self._high_watermark_of)
+        self._committer = GroupCommitter(self._writer, self._published)
+        self._admin_lock = asyncio.Lock()
+        self._sticky = StickyPartitioner()
+        self._lock: catalog.DirectoryLock | None = None
+        self._group_offsets: GroupOffsets | None = None
+        self._groups = GroupCoordinator(self)
+        self._retention_task: asyncio.Task[None] | None = None
+        self._closed = False
+
+    @classmethod
+    async def open(
+        cls,
+        root: str | Path,
+        *,
+        auto_create_topics: bool = False,
+        default_partitions: int = 1,
+        max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
+        segment_bytes: int = 64 * 1024 * 1024,
+        reader_threads: int = 4,
+        retention_check_seconds: float = 300.0,
+    ) -> EmbeddedEventLog:
+        """Lock ``root`` (created if missing), load topics, recover every partition.
+
+        Retention (``retention.bytes``/``retention.ms`` topic configs) runs when a segment rolls
+        and every ``retention_check_seconds``; it deletes whole sealed segments only.
+        """
+        log = cls(
+            Path(root),
+            auto_create_topics=auto_create_topics,
+            default_partitions=default_partitions,
+            max_record_bytes=max_record_bytes,
+            segment_bytes=segment_bytes,
+            reader_threads=reader_threads,
+            retention_check_seconds=retention_check_seconds,
+        )
+        try:
+            log._topics, log._partitions = await log._on_writer(log._open_files)
+        except BaseException:
+            log._writer.shutdown()
+            log._readers.shutdown()
+            raise
+        log._retention_task = spawn(log._retention_loop(), name="eventlog-retention")
+        return log
+
+    async def _retention_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.retention_check_seconds)
+            await self.enforce_retention()
+
+    async def enforce_retention(self) -> int:
+        """Apply every topic's retention now; returns how many segments were deleted."""
+        partitions = list(self._partitions.values())
+        deleted = await self._on_writer(lambda: sum(p.enforce_retention() for p in partitions))
+        for partition in partitions:
+            self._published(partition)
+        return deleted
+
+    async def _on_writer(self, func: Callable[..., T], *args: object) -> T:
+        return await self._loop.run_in_executor(self._writer, func, *args)
+
+    def _open_files(self) -> tuple[dict[str, TopicInfo], Partitions]:
+        """Writer thread: lock the directory, recover every partition."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._lock = catalog.DirectoryLock(self.root)
+        try:
+            topics = catalog.load_topics(self.root)
+            partitions: Partitions = {}
+            for info in topics.values():
+                partitions.update(self._open_partitions(info))
+            self._group_offsets = GroupOffsets(self.root)
+        except BaseException:
+            self._lock.release()
+            raise
+        return topics, partitions
+
+    def _open_partitions(self, info: TopicInfo) -> Partitions:
+        settings = catalog.partition_settings(info.config, self.segment_bytes)
+        return {
+            (info.name, number): PartitionLog.open(
+                catalog.partition_directory(self.root, info.name, number),
+                info.name,
+                number,
+                settings,
+            )
+            for number in range(info.partitions)
+        }
+
+    # -- topics ---------------------------------------------------------------------------
+
+    async def create_topic(
+        self, name: str, partitions: int = 1, config: Mapping[str, str] | None = None
+    ) -> TopicInfo:
+        catalog.validate_topic_name(name)
+        if partitions < 1:
+            raise InvalidTopic(f"a topic needs at least one partition, got {partitions}")
+        info = TopicInfo(name, partitions, catalog.validate_topic_config(config or {}))
+        async with self._admin_lock:
+            if name in self._topics:
+                raise TopicAlreadyExists(name)
+            topics = {**self._topics, name: info}
+            opened = await self._on_writer(self._create_files, info, topics)
+            self._partitions.update(opened)
+            self._topics = topics
+        return info
+
+    def _create_files(self, info: TopicInfo, topics: dict[str, TopicInfo]) -> Partitions:
+        opened = self._open_partitions(info)
+        catalog.save_topics(self.root, topics)
+        return opened
+
+    async def describe_topic(self, name: str) -> TopicInfo:
+        info = self._topics.get(name)
+        if info is None:
+            raise UnknownTopic(name)
+        return info
+
+    async def list_topics(self) -> list[str]:
+        return sorted(self._topics)
+
+    async def delete_topic(self, name: str) -> None:
+        async with self._admin_lock:
+            info = await self.describe_topic(name)
+            self._topics = {n: t for n, t in self._topics.items() if n != name}
+            removed = [self._partitions.pop((name, n)) for n in range(info.partitions)]
+            for number in range(info.partitions):
+                self._wakeups.wake((name, number))
+            await self._on_writer(self._delete_files, name, removed, dict(self._topics))
+
+    def _delete_files(
+        self, name: str, removed: list[PartitionLog], remaining: dict[str, TopicInfo]
+    ) -> None:
+        catalog.save_topics(self.root, remaining)
+        for partition in removed:
+            partition.close()
+            shutil.rmtree(partition.directory, ignore_errors=True)
+        assert self._group_offsets is not None
+        self._group_offsets.forget_topic(name)
+
+    async def _topic_for_write(self, name: str) -> TopicInfo:
+        info = self._topics.get(name)
+        if info is not None:
+            return info
+        if not self.auto_create_topics:
+            raise UnknownTopic(name)
+        try:
+            return await self.create_topic(name, self.default_partitions)
+        except TopicAlreadyExists:
+            return self._topics[name]
+
+    def partition_count(self, topic: str) -> int:
+        """Partitions of ``topic``, 0 when it does not exist."""
+        info = self._topics.get(topic)
+        return info.partitions if info else 0
+
+    def partition_log(self, topic: str, partition: int) -> PartitionLog:
+        found = self._partitions.get((topic, partition))
+        if found is None:
+            if topic not in self._topics:
+                raise UnknownTopic(topic)
+            raise UnknownPartition(topic, partition)
+        return found
+
+    # -- produce --------------------------------------------------------------------------
+
+    async def produce(
+        self,
+        topic: str,
+        records: Sequence[ProduceRecord],
+        *,
+        partition: int | None = None,
+        acks: Acks = "all",
+        timeout: float = 30.0,
+    ) -> list[RecordMetadata]:
+        if self._closed:
+            raise BrokerUnavailable("the embedded event log is closed", retry_after=1.0)
+        info = await self._topic_for_write(topic)
+        if partition is not None and not 0 <= partition < info.partitions:
+            raise UnknownPartition(topic, partition)
+        limit = int(info.config.get("max.message.bytes", self.max_record_bytes))
+        for record in records:
+            size = record_size(record.key, record.value, record.headers)
+            if size > limit:
+                raise RecordTooLarge(size, limit)
+        chosen = choose_partitions(
+            [r.key for r in records], info.partitions, partition, self._sticky
+        )
+        by_partition: dict[int, list[int]] = {}
+        for index, number in enumerate(chosen):
+            by_partition.setdefault(number, []).append(index)
+        futures = {
+            number: self._committer.enqueue(
+                self.partition_log(topic, number),
+                [
+                    (records[i].key, records[i].value, records[i].headers, records[i].timestamp_ms)
+                    for i in indexes
+                ],
+            )
+            for number, indexes in by_partition.items()
+        }
+        if acks == "none":
+            return [RecordMetadata(topic, number, -1, -1) for number in chosen]
+        try:
+            async with asyncio.timeout(timeout):
+                placed = {n: await asyncio.shield(f) for n, f in futures.items()}
+        except TimeoutError:
+            raise BrokerUnavailable(
+                f"the embedded log did not store the records within {timeout}s", retry_after=1.0
+            ) from None
+        result: list[RecordMetadata | None] = [None] * len(records)
+        for number, indexes in by_partition.items():
+            for index, (offset, timestamp) in zip(indexes, placed[number], strict=True):
+                result[index] = RecordMetadata(topic, number, offset, timestamp)
+        return [m for m in result if m is not None]
+
+    def _published(self, log: PartitionLog) -> None:
+        self._wakeups.wake((log.topic, log.partition))
+
+    def _high_watermark_of(self, key: TopicPartition) -> int | None:
+        found = self._partitions.get(key)
+        return None if found is None else found.high_watermark
+
+    # -- fetch ----------------------------------------------------------------------------
+
+    async def fetch(
+        self,
+        topic: str,
+        partition: int,
+        offset: int,
+        *,
+        max_records: int = 500,
+        max_bytes: int = 1024 * 1024,
+        max_wait: float = 0.0,
+    ) -> FetchResult:
+        log = self.partition_log(topic, partition)
+        if offset > log.high_watermark:
+            raise OffsetOutOfRange(topic, partition, offset, log.high_watermark)
+        if offset >= log.high_watermark and max_wait > 0:
+            await self._wakeups.wait([(topic, partition)], {(topic, partition): offset}, max_wait)
+            log = self.partition_log(topic, partition)
+        if offset >= log.high_watermark:
+            return FetchResult([], log.high_watermark, log.log_start_offset)
+        records = await self._loop.run_in_executor(
+            self._readers, log.read, offset, max_records, max_bytes
+        )
+        return FetchResult(records, log.high_watermark, log.log_start_offset)
+
+    async def wait_for_data(
+        self,
+        keys: Sequence[TopicPartition],
+        positions: Mapping[TopicPartition, int],
+        timeout: float,
+        wake: asyncio.Future[None] | None = None,
+    ) -> None:
+        """Wait until one of ``keys`` has data past its position, ``wake`` fires, or timeout."""
+        await self._wakeups.wait(keys, positions, timeout, wake)
+
+    async def offsets_for_time(self, topic: str, partition: int, timestamp_ms: int) -> int:
+        log = self.partition_log(topic, partition)
+        return await self._loop.run_in_executor(self._readers, log.offset_at_time, timestamp_ms)
+
+    async def earliest(self, topic: str, partition: int) -> int:
+        return self.partition_log(topic, partition).log_start_offset
+
+    async def latest(self, topic: str, partition: int) -> int:
+        return self.partition_log(topic, partition).high_watermark
+
+    # -- consumer groups ------------------------------------------------------------------
+
+    async def commit(self, group: str, offsets: Mapping[tuple[str, int], int]) -> None:
+        for topic, partition in offsets:
+            self.partition_log(topic, partition)
+        entries = [((group, t, p), o) for (t, p), o in offsets.items()]
+        assert self._group_offsets is not None
+        await self._on_writer(self._group_offsets.commit, entries)
+
+    async def committed(self, group: str, topic: str) -> dict[int, int]:
+        await self.describe_topic(topic)
+        assert self._group_offsets is not None
+        return self._group_offsets.of_group(group, topic)
+
+    async def join_group(
+        self, group: str, topics: Sequence[str], *, auto_offset_reset: OffsetReset = "earliest"
+    ) -> GroupMember:
+        for topic in topics:
+            await self._topic_for_write(topic)
+        return self._groups.join(group, list(topics), auto_offset_reset)
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._retention_task is not None:
+            self._retention_task.cancel()
+        await self._groups.close()
+        await self._committer.drain()
+        self._wakeups.wake_all()
+        await self._on_writer(self._close_files)
+        await self._loop.run_in_executor(None, self._readers.shutdown)
+        self._writer.shutdown()
+
+    def _close_files(self) -> None:
+        for partition in self._partitions.values():
+            partition.close()
+        if self._group_offsets is not None:
+            self._group_offsets.close()
+        if self._lock is not None:
+            self._lock.release()
