@@ -108,9 +108,12 @@ def test_form_bodies_follow_kong_conventions(admin: AdminClient) -> None:
     assert route["methods"] == ["GET"]
     assert route["headers"] == {"x-env": ["prod"]}
     plugin = admin.ok(
-        "POST", "/plugins", 201, files={"name": (None, "cors"), "config.origins": (None, "*")}
+        "POST",
+        "/plugins",
+        201,
+        files={"name": (None, "request-termination"), "config.message": (None, "bye")},
     )
-    assert plugin["config"] == {"origins": "*"}
+    assert plugin["config"] == {"message": "bye"}
 
 
 def test_body_over_the_limit_is_413(make_admin: MakeAdmin) -> None:

@@ -15,6 +15,8 @@ from meshgate import snapshot
 
 if TYPE_CHECKING:
     from meshgate.proxy.balancer import Balancer
+    from meshgate.proxy.filters.api import PluginHandler
+    from meshgate.proxy.filters.chain import Chain
     from meshgate.proxy.router import Router
 
 
@@ -43,7 +45,10 @@ class CompiledRoute:
     service: CompiledService | None
     https_only: bool  # protocols lack "http": plain-HTTP requests get redirected / 426
     http_only: bool  # protocols lack "https"
-    plugins: tuple[Any, ...] = ()  # filled by the plugin runtime (a later issue)
+    plugins: tuple[Any, ...] = ()  # unused; see ``plugin_chains``
+    # (http chain, https chain) of plugins on this route; None (or a None item): no plugins,
+    # and the request costs nothing extra
+    plugin_chains: tuple[Chain | None, Chain | None] | None = None
 
 
 @dataclass(slots=True, eq=False)
@@ -56,6 +61,7 @@ class CompiledConfig:
     balancers: dict[str, Balancer] = field(default_factory=dict)
     server_ssl_context: ssl.SSLContext | None = None
     snapshot: snapshot.Snapshot | None = None
+    plugin_handlers: list[PluginHandler] = field(default_factory=list)  # built for this snapshot
 
 
 @dataclass(slots=True, eq=False)

@@ -13,10 +13,15 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping
+from typing import Any
 
 from meshgate import snapshot
 from meshgate.proxy.balancer import Balancer
 from meshgate.proxy.compiled import CompiledConfig, CompiledRoute, CompiledService, RuntimeState
+from meshgate.proxy.filters.api import PluginHandler
+from meshgate.proxy.filters.chain import compile_plugins
+from meshgate.proxy.filters.env import SnapshotEnv
+from meshgate.proxy.filters.registry import PluginRegistry, default_registry
 from meshgate.proxy.http.serve import drain, start_http_listener
 from meshgate.proxy.http.settings import ProxySettings
 from meshgate.proxy.router import Router
@@ -87,8 +92,18 @@ def build_config(
     upstream_tls: UpstreamTLS,
     *,
     tls_verify_default: bool = False,
+    plugins: PluginRegistry | None = None,
+    node_resources: dict[str, Any] | None = None,
 ) -> tuple[CompiledConfig, list[Balancer]]:
-    """Compile ``snap``; returns the config and the balancers that must be started."""
+    """Compile ``snap``; returns the config and the balancers that must be started.
+
+    Plugin chains are compiled first (a bad plugin config raises ``ConfigError`` before
+    anything else is built); the handlers built are in ``config.plugin_handlers``, to be
+    started before the config goes live.
+    """
+    compiled_plugins = compile_plugins(
+        snap, plugins or default_registry(), SnapshotEnv(snap, node_resources)
+    )
     balancers, created = _compile_balancers(snap, previous.balancers if previous else {})
     services: dict[str, CompiledService] = {}
     for svc in snap.services:
@@ -111,6 +126,7 @@ def build_config(
                     service=service,
                     https_only="http" not in protocols and "https" in protocols,
                     http_only="https" not in protocols and "http" in protocols,
+                    plugin_chains=compiled_plugins.chains.get(route.id),
                 ),
             )
         )
@@ -127,6 +143,7 @@ def build_config(
         balancers=balancers,
         server_ssl_context=server_ssl,
         snapshot=snap,
+        plugin_handlers=compiled_plugins.handlers,
     )
     return config, created
 
@@ -139,8 +156,16 @@ def empty_config() -> CompiledConfig:
 class ProxyRuntime:
     """One proxy process's running state: its config cell, listeners and balancers."""
 
-    def __init__(self, settings: ProxySettings, *, tls_verify_default: bool = False) -> None:
+    def __init__(
+        self,
+        settings: ProxySettings,
+        *,
+        tls_verify_default: bool = False,
+        plugins: PluginRegistry | None = None,
+    ) -> None:
         self.settings = settings
+        self.plugins = plugins or default_registry()  # the node's ``plugins`` setting
+        self._node_resources: dict[str, Any] = {}  # plugins' node-wide state, across snapshots
         self.state = RuntimeState(config=empty_config())
         self._tls_verify_default = tls_verify_default
         self._upstream_tls = UpstreamTLS()
@@ -156,16 +181,26 @@ class ProxyRuntime:
         async with self._lock:
             old = self.state.config
             config, created = build_config(
-                snap, old, self._upstream_tls, tls_verify_default=self._tls_verify_default
+                snap,
+                old,
+                self._upstream_tls,
+                tls_verify_default=self._tls_verify_default,
+                plugins=self.plugins,
+                node_resources=self._node_resources,
             )
             started: list[Balancer] = []
+            handlers: list[PluginHandler] = []
             try:
                 for balancer in created:
                     await balancer.start()
                     started.append(balancer)
+                for handler in config.plugin_handlers:
+                    await handler.start()
+                    handlers.append(handler)
             except BaseException:
                 for balancer in started:
                     await balancer.stop()
+                await _stop_handlers(handlers)
                 raise
             await self._sync_listeners(snap.listeners)
             self.state.config = config
@@ -173,6 +208,7 @@ class ProxyRuntime:
             for balancer in old.balancers.values():
                 if id(balancer) not in kept:
                     await balancer.stop()
+            await _stop_handlers(old.plugin_handlers)
             _log.info("applied snapshot %s (%d routes)", snap.version, len(snap.routes))
 
     async def _sync_listeners(self, listeners: tuple[snapshot.Listener, ...]) -> None:
@@ -199,3 +235,13 @@ class ProxyRuntime:
         self._servers.clear()
         for balancer in self.state.config.balancers.values():
             await balancer.stop()
+        await _stop_handlers(self.state.config.plugin_handlers)
+
+
+async def _stop_handlers(handlers: list[PluginHandler]) -> None:
+    """Stop plugin handlers; one that fails to stop is logged, the others still stop."""
+    for handler in handlers:
+        try:
+            await handler.stop()
+        except Exception:
+            _log.exception("plugin %s (%s) failed to stop", handler.name, handler.instance.id)

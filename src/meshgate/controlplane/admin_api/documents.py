@@ -32,6 +32,8 @@ from meshgate.controlplane.admin_api.registry import (
     is_uuid,
     key_lookup,
 )
+from meshgate.errors import ConfigError
+from meshgate.proxy.filters.registry import validate_plugin_config
 from meshgate.resources.kong import EntityViolations
 from meshgate.store import Doc, Transaction
 from meshgate.store.api import StoreReader
@@ -118,11 +120,33 @@ async def resolve_reference(reader: StoreReader, ref: Reference, value: str) -> 
 
 
 def check_plugin_name(body: Mapping[str, Any]) -> None:
-    """Only plugins this node knows may be configured (Kong's message when one is not)."""
+    """Only plugins this node runs may be configured (Kong's message when one is not), and
+    their ``config`` must pass the plugin's own schema (every violation at ``config.<field>``).
+    The config is stored as given: defaults are filled when the snapshot is compiled."""
     name = body.get("name")
     if isinstance(name, str) and name and name not in AVAILABLE_PLUGINS:
         message = f"plugin '{name}' not enabled; add it to the 'plugins' configuration property"
         raise schema_violation([(("name",), message)])
+    config = body.get("config")
+    if isinstance(name, str) and name and (config is None or isinstance(config, Mapping)):
+        try:
+            validate_plugin_config(name, config or {})
+        except ConfigError as exc:
+            raise schema_violation(
+                [(tuple(_path_parts(v.path)), v.message) for v in exc.violations]
+            ) from None
+
+
+def _path_parts(path: str) -> list[str | int]:
+    """``config.limits[0].minute`` → ``["config", "limits", 0, "minute"]``."""
+    parts: list[str | int] = []
+    for piece in path.replace("]", "").split("."):
+        name, _, index = piece.partition("[")
+        if name:
+            parts.append(name)
+        if index.isdigit():
+            parts.append(int(index))
+    return parts
 
 
 def plain_references(spec: EntitySpec, raw: Mapping[str, Any]) -> dict[str, Any]:

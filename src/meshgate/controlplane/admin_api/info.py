@@ -1,9 +1,8 @@
 """Node information: ``GET /`` (what decK reads the Kong version from), ``GET /status``,
 ``GET /plugins/enabled`` and the list of plugins this node knows.
 
-``AVAILABLE_PLUGINS`` is, for now, a constant: the Kong OSS bundled plugins (reference §6.5)
-meshgate means to support, with Kong's priorities.  Plugin configs are accepted as given until
-the plugin runtime brings per-plugin config schemas and validation.
+``AVAILABLE_PLUGINS`` are the plugins the node's plugin registry enables (bundled ones plus
+third-party entry points named in its ``plugins`` setting), with their priorities.
 """
 
 from __future__ import annotations
@@ -17,39 +16,20 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import meshgate
+from meshgate.proxy.filters.registry import default_registry
 from meshgate.store import Store
 
 KONG_COMPAT_VERSION = "3.9.3"
 """The Kong version meshgate's Admin API answers for (decK gates features on it)."""
 
-AVAILABLE_PLUGINS: dict[str, int] = {
-    "correlation-id": 100001,
-    "zipkin": 100000,
-    "bot-detection": 2500,
-    "cors": 2000,
-    "jwt": 1450,
-    "key-auth": 1250,
-    "basic-auth": 1100,
-    "hmac-auth": 1030,
-    "ip-restriction": 990,
-    "request-size-limiting": 951,
-    "acl": 950,
-    "rate-limiting": 910,
-    "response-ratelimiting": 900,
-    "request-transformer": 801,
-    "response-transformer": 800,
-    "redirect": 779,
-    "proxy-cache": 100,
-    "opentelemetry": 14,
-    "prometheus": 13,
-    "http-log": 12,
-    "statsd": 11,
-    "file-log": 9,
-    "udp-log": 8,
-    "tcp-log": 7,
-    "syslog": 4,
-    "request-termination": 2,
-}
+
+def _available_plugins() -> dict[str, int]:
+    registry = default_registry()
+    return {name: registry.get(name).priority for name in registry.names()}
+
+
+AVAILABLE_PLUGINS: dict[str, int] = _available_plugins()
+"""Plugins this node runs (its ``plugins`` setting), by name, with their PRIORITY."""
 """Plugin name → priority (higher runs first), Kong 3.9 values."""
 
 EMPTY_CONFIG_HASH = "0" * 32

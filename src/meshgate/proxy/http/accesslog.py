@@ -8,7 +8,12 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any
+import time
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from meshgate.proxy.http.exchange import Exchange
+    from meshgate.proxy.http.request import ProxyRequest
 
 access_logger = logging.getLogger("meshgate.access")
 
@@ -71,6 +76,49 @@ class AccessRecord:
 
     def __repr__(self) -> str:
         return f"AccessRecord({self.as_dict()!r})"
+
+
+def build_record(
+    client_ip: str,
+    req: ProxyRequest,
+    exchange: Exchange | None,
+    status: int,
+    bytes_sent: int,
+    reason: str,
+    now: float,
+) -> AccessRecord:
+    """The record of a finished request (``now``: the engine's monotonic clock)."""
+    total = now - req.started_at
+    upstream_ms = proxy_ms = 0.0
+    upstream = route_id = route_name = service_name = ""
+    if exchange is not None:
+        if exchange.t_head and exchange.t_sent:
+            upstream_ms = (exchange.t_head - exchange.t_sent) * 1000
+        proxy_ms = ((exchange.t_sent or now) - req.started_at) * 1000
+        target = exchange.target or (exchange.tried[-1] if exchange.tried else None)
+        if target is not None:
+            upstream = f"{target.address}:{target.port}"
+        route_id = exchange.route.route.id
+        route_name = exchange.route.route.name or ""
+        service_name = exchange.service.service.name or exchange.service.service.id
+    else:
+        proxy_ms = total * 1000
+    return AccessRecord(
+        time=time.time() - total,
+        client_ip=client_ip,
+        method=req.method.decode("latin-1"),
+        path=req.raw_path.decode("latin-1") if req.raw_path else req.url.decode("latin-1"),
+        status=status,
+        bytes_sent=bytes_sent,
+        upstream=upstream,
+        route_id=route_id,
+        route_name=route_name,
+        service_name=service_name,
+        latency_total_ms=total * 1000,
+        latency_upstream_ms=upstream_ms,
+        latency_proxy_ms=proxy_ms,
+        reason=reason,
+    )
 
 
 def log_json(record: AccessRecord) -> None:

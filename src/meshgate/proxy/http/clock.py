@@ -1,7 +1,10 @@
 """Coarse timeouts without a timer per request: connections carry a ``deadline`` and one
 periodic sweep (every ``resolution`` seconds) calls ``on_deadline`` on those past it.
 
-Moving a deadline is one float store; a timeout fires at most ``resolution`` late.
+Moving a deadline is one float store; a timeout fires at most ``resolution`` late.  The
+sweeper also keeps ``now``, the loop's cached clock: each socket read refreshes it once and
+everything computed during that callback (deadlines, latencies) reads it instead of calling
+``time.monotonic`` again.
 """
 
 from __future__ import annotations
@@ -22,13 +25,14 @@ class HasDeadline(Protocol):
 class Sweeper:
     """Watches objects with deadlines; ticks only while it watches something."""
 
-    __slots__ = ("_handle", "_items", "_loop", "resolution")
+    __slots__ = ("_handle", "_items", "_loop", "now", "resolution")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, resolution: float) -> None:
         self._loop = loop
         self.resolution = resolution
         self._items: set[HasDeadline] = set()
         self._handle: asyncio.TimerHandle | None = None
+        self.now = monotonic()
 
     def add(self, item: HasDeadline) -> None:
         self._items.add(item)
@@ -40,7 +44,7 @@ class Sweeper:
 
     def _tick(self) -> None:
         self._handle = None
-        now = monotonic()
+        self.now = now = monotonic()
         for item in [i for i in self._items if 0 < i.deadline <= now]:
             item.on_deadline(now)
         if self._items:

@@ -1,11 +1,13 @@
 """Turning a parsed request into an ``Exchange``: route it, apply the route's protocol rules,
-build the upstream request head, start proxying.  Answers 404/426/30x/503 itself.
+run the route's plugins (``filters.flow``, only on routes that have some), build the upstream
+request head, start proxying.  Answers 404/426/30x/503 itself.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from meshgate.proxy.filters import flow
 from meshgate.proxy.http import errors
 from meshgate.proxy.http.exchange import Exchange
 from meshgate.proxy.http.heads import build_request_head, forwarded_headers
@@ -13,6 +15,7 @@ from meshgate.proxy.router import upstream_path
 
 if TYPE_CHECKING:
     from meshgate.proxy.compiled import CompiledRoute
+    from meshgate.proxy.filters.context import HttpContext
     from meshgate.proxy.http.request import ProxyRequest
     from meshgate.proxy.http.server import HttpProxyProtocol
     from meshgate.proxy.router import RouteMatch
@@ -46,12 +49,29 @@ def dispatch(client: HttpProxyProtocol, req: ProxyRequest) -> None:
     if croute.https_only and not client.is_https(req):
         _redirect_to_https(client, req, croute)
         return
+    req.uri_captures = match.uri_captures
+    req._path = match.normalized_path
+    chains = croute.plugin_chains
+    if chains is not None:
+        chain = chains[client.tls]
+        if chain is not None:
+            flow.start(client, req, croute, match, chain)  # calls ``forward`` when through
+            return
+    forward(client, req, croute, match, None)
+
+
+def forward(
+    client: HttpProxyProtocol,
+    req: ProxyRequest,
+    croute: CompiledRoute,
+    match: RouteMatch[CompiledRoute],
+    ctx: HttpContext | None,
+) -> None:
+    """Build the upstream head (with the plugins' changes in ``ctx``) and start proxying."""
     service = croute.service
     if service is None:
         client.reply(req, 503, "no-service", errors.MSG_NO_SERVICE)
         return
-    req.uri_captures = match.uri_captures
-    req._path = match.normalized_path
     target = upstream_path(service.path, match).encode("utf-8", "surrogateescape")
     if req.raw_query is not None:
         target += b"?" + req.raw_query
@@ -60,15 +80,18 @@ def dispatch(client: HttpProxyProtocol, req: ProxyRequest) -> None:
         host_header = req.host
     else:
         host_header = service.host_header.encode("latin-1")
-    head = build_request_head(
-        req.method,
-        target,
-        host_header,
-        req.kept,
-        _forwarded(client, req, match),
-        chunked=req.chunked,
-        upgrade=req.upgrade,
-    )
+    if ctx is None:
+        head = build_request_head(
+            req.method,
+            target,
+            host_header,
+            req.kept,
+            _forwarded(client, req, match),
+            chunked=req.chunked,
+            upgrade=req.upgrade,
+        )
+    else:
+        head = flow.request_head(ctx, req, target, host_header, _forwarded(client, req, match))
     exchange = Exchange(client, req, croute, service, head)
     req.exchange = exchange
     exchange.start()
@@ -84,6 +107,14 @@ def _forwarded(
         prefix = req.fwd_prefix
     elif route.strip_path and match.matched_path and not match.matched_path.startswith("~"):
         prefix = match.matched_path.encode("utf-8", "surrogateescape")
+    if not trusted:
+        per_request = (
+            client.fwd_static + b"X-Forwarded-Host: " + hostname_of(req.host or b"")
+            + b"\r\nX-Forwarded-Path: " + req.raw_path + b"\r\n"
+        )  # fmt: skip
+        if prefix:
+            per_request += b"X-Forwarded-Prefix: " + prefix + b"\r\n"
+        return per_request
     return forwarded_headers(
         client_ip=client.client_ip_bytes,
         incoming_for=req.fwd_for if trusted else None,

@@ -12,6 +12,7 @@ import ssl
 from typing import TYPE_CHECKING
 
 from meshgate import tasks
+from meshgate.proxy.filters.flow import MSG_PLUGIN_ERROR, filter_body, upstream_head
 from meshgate.proxy.http import errors
 from meshgate.proxy.http.clock import monotonic
 from meshgate.proxy.http.heads import (
@@ -26,6 +27,7 @@ from meshgate.proxy.http.pool import PoolKey, pool_key
 if TYPE_CHECKING:
     from meshgate.proxy.balancer import Balancer, Outcome, Target
     from meshgate.proxy.compiled import CompiledRoute, CompiledService
+    from meshgate.proxy.filters.flow import ProxyContext
     from meshgate.proxy.http.request import ProxyRequest
     from meshgate.proxy.http.server import HttpProxyProtocol
     from meshgate.proxy.http.upstream import UpstreamProtocol
@@ -55,6 +57,7 @@ class Exchange:
     __slots__ = (
         "attempts",
         "balancer",
+        "body_ctx",
         "bytes_sent",
         "client",
         "close_after",
@@ -119,6 +122,7 @@ class Exchange:
         self.done = False
         self.t_sent = 0.0
         self.t_head = 0.0
+        self.body_ctx: ProxyContext | None = None  # set when plugins filter the response body
 
     # ------------------------------------------------------------------ target and connection
 
@@ -138,7 +142,7 @@ class Exchange:
     def _use(self, target: Target, *, fresh: bool) -> None:
         self.target = target
         self.balancer.on_request_start(target)
-        self.target_started = monotonic()
+        self.target_started = self.client.clock.now
         svc = self.service
         key = pool_key(target.address, target.port, svc.ssl_context, svc.server_hostname)
         pools = self.client.engine.pools
@@ -170,12 +174,13 @@ class Exchange:
         if self.done or target is not self.target:
             pools.release(conn, True)
             return
+        self.client.clock.now = monotonic()
         self._attach(conn, reused=False)
 
     def _end_target(self) -> None:
         target = self.target
         if target is not None:
-            self.balancer.on_request_end(target, monotonic() - self.target_started)
+            self.balancer.on_request_end(target, self.client.clock.now - self.target_started)
 
     def _connect_failed(self, target: Target, outcome: Outcome, reason: str) -> None:
         if target is not self.target:
@@ -216,7 +221,7 @@ class Exchange:
         else:
             conn.transport.write(self.head)
         self.streaming = True
-        self.t_sent = monotonic()
+        self.t_sent = self.client.clock.now
         if req.message_complete:
             self._request_sent()
 
@@ -226,7 +231,7 @@ class Exchange:
         if conn is not None:
             conn.read_timeout = self.service.read_timeout
             if not self.client.write_paused:
-                conn.deadline = monotonic() + conn.read_timeout
+                conn.deadline = self.client.clock.now + conn.read_timeout
 
     # ------------------------------------------------------------------ request body
 
@@ -254,7 +259,7 @@ class Exchange:
     def on_response_head(
         self, status: int, reason: bytes, headers: list[tuple[bytes, bytes]], keep_alive: bool
     ) -> None:
-        self.t_head = monotonic()
+        self.t_head = self.client.clock.now
         self.status = status
         self.upstream_keep_alive = keep_alive
         if self.target is not None:
@@ -268,14 +273,17 @@ class Exchange:
             else:
                 self.upstream_failed("upstream-bad-response")
             return
+        ctx = req.ctx
+        if ctx is not None and not upstream_head(self, ctx, status, facts):
+            return  # a plugin answered instead (exit or error)
         close_after = (
             not req.keep_alive
-            or client.engine.draining
+            or client.engine.state.draining
             or (req.has_body and not req.message_complete)
         )
         if req.method == b"HEAD" or status == 204 or status == 304:
             mode = MODE_NONE
-        elif facts.content_length >= 0 and not facts.chunked:
+        elif facts.content_length >= 0 and not facts.chunked and self.body_ctx is None:
             mode = MODE_LENGTH
         elif req.http10:
             mode = MODE_CLOSE
@@ -309,6 +317,10 @@ class Exchange:
     def on_response_body(self, data: bytes) -> None:
         if self.done:
             return
+        if self.body_ctx is not None:
+            data = filter_body(self, self.body_ctx, data, False)
+            if not data:
+                return
         transport = self.client.transport
         head = self.pending_head
         size = len(data)
@@ -331,6 +343,13 @@ class Exchange:
     def on_response_complete(self) -> None:
         if self.done:
             return
+        if self.body_ctx is not None and self.mode != MODE_NONE:
+            rest = filter_body(self, self.body_ctx, b"", True)
+            if self.done:
+                return
+            if rest:
+                self.body_ctx = None
+                self.on_response_body(rest)
         tail = LAST_CHUNK if self.mode == MODE_CHUNKED else b""
         head = self.pending_head
         if head is not None:
@@ -350,6 +369,28 @@ class Exchange:
         self.client.exchange_done(self)
 
     # ------------------------------------------------------------------ failures
+
+    def drop_upstream(self) -> None:
+        """A plugin answers instead of the upstream: drop its connection and response."""
+        conn = self.conn
+        self.conn = None
+        if conn is not None:
+            conn.abort()
+        self.pending_head = None
+        self._end_target()
+        self.done = True
+
+    def plugin_body_failed(self) -> None:
+        """A body-phase plugin raised: 500 if nothing was sent yet, else cut the client."""
+        sent = self.pending_head is None
+        self.drop_upstream()
+        if sent:
+            self.reason = "plugin-error"
+            self.client.exchange_aborted(self)
+        else:
+            self.status = 500
+            self.reason = "plugin-error"
+            self.client.exchange_failed(self, 500, "plugin-error", MSG_PLUGIN_ERROR)
 
     def _fail(self, status: int, reason: str, message: str) -> None:
         self.done = True
@@ -454,17 +495,17 @@ class Exchange:
         else:
             conn.transport.resume_reading()
             if conn.read_timeout:
-                conn.deadline = monotonic() + conn.read_timeout
+                conn.deadline = self.client.clock.now + conn.read_timeout
 
     def upstream_write_paused(self, paused: bool) -> None:
         conn = self.conn
         if conn is None:
             return
         if paused:
-            conn.deadline = monotonic() + self.service.write_timeout
+            conn.deadline = self.client.clock.now + self.service.write_timeout
             self.client.pause_for_upstream(True)
         else:
-            conn.deadline = monotonic() + conn.read_timeout if conn.read_timeout else 0.0
+            conn.deadline = self.client.clock.now + conn.read_timeout if conn.read_timeout else 0.0
             self.client.pause_for_upstream(False)
 
     # ------------------------------------------------------------------ websocket

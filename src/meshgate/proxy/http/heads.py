@@ -55,8 +55,17 @@ _RESPONSE_SPECIAL = frozenset(
 _PLAIN_TOKENS = frozenset({b"close", b"keep-alive", b"upgrade"})
 
 
+_SIMPLE_TOKENS = {
+    v: [v.lower()] for v in (b"keep-alive", b"Keep-Alive", b"close", b"Close", b"upgrade",
+                             b"Upgrade", b"chunked")
+}  # fmt: skip
+
+
 def connection_tokens(value: bytes) -> list[bytes]:
-    """The lower-case tokens of a Connection header value."""
+    """The lower-case tokens of a comma-separated header value (Connection, TE...)."""
+    simple = _SIMPLE_TOKENS.get(value)
+    if simple is not None:
+        return simple  # shared: callers must not modify it
     return [t.strip().lower() for t in value.split(b",") if t.strip()]
 
 
@@ -103,15 +112,30 @@ class HeadError(Exception):
         self.message = message
 
 
+_request_names: dict[bytes, bytes] = {}  # name as sent -> lower-case name if special, else b""
+_response_names: dict[bytes, bytes] = {}
+
+
+def _special_name(name: bytes, specials: frozenset[bytes], memo: dict[bytes, bytes]) -> bytes:
+    lname = name.lower()
+    special = lname if lname in specials else b""
+    if len(memo) < 4096:  # header names repeat: spellings are memoized, bounded
+        memo[name] = special
+    return special
+
+
 def scan_request_headers(headers: list[tuple[bytes, bytes]], facts: RequestFacts) -> None:
     """Classify ``headers`` into ``facts``; raises ``HeadError`` for heads we refuse."""
     kept = facts.kept
     upgrade_value: bytes | None = None
     extra_tokens: list[bytes] | None = None
     connection_upgrade = False
+    memo = _request_names
     for name, value in headers:
-        lname = name.lower()
-        if lname not in _REQUEST_SPECIAL:
+        lname = memo.get(name)
+        if lname is None:
+            lname = _special_name(name, _REQUEST_SPECIAL, memo)
+        if not lname:
             kept.append(name + SEP + value + CRLF)
             continue
         if lname == b"host":
@@ -126,10 +150,11 @@ def scan_request_headers(headers: list[tuple[bytes, bytes]], facts: RequestFacts
             facts.content_length = int(value)
             kept.append(name + SEP + value + CRLF)
         elif lname == b"transfer-encoding":
-            if value.strip().lower() != b"chunked" or facts.chunked:
-                raise HeadError(
-                    501, "unsupported-transfer-encoding", "unsupported Transfer-Encoding"
-                )
+            codings = connection_tokens(value)
+            if facts.chunked or not codings or codings[-1] != b"chunked":
+                raise HeadError(400, "bad-request", "chunked must be the final transfer coding")
+            if len(codings) > 1:
+                raise HeadError(501, "unsupported-transfer-encoding", "unsupported transfer coding")
             facts.chunked = True
         elif lname == b"connection":
             for token in connection_tokens(value):
@@ -219,6 +244,14 @@ def forwarded_headers(
     return out
 
 
+def connection_forwarded(client_ip: bytes, proto: bytes, port: bytes) -> bytes:
+    """The forwarding headers that only depend on the connection (untrusted peers)."""
+    return (
+        b"X-Forwarded-For: " + client_ip + b"\r\nX-Forwarded-Proto: " + proto
+        + b"\r\nX-Forwarded-Port: " + port + b"\r\nX-Real-IP: " + client_ip + CRLF
+    )  # fmt: skip
+
+
 class ResponseFacts:
     """What an upstream response head says about framing and connection reuse."""
 
@@ -236,9 +269,12 @@ def scan_response_headers(headers: list[tuple[bytes, bytes]]) -> ResponseFacts:
     facts = ResponseFacts()
     kept = facts.kept
     extra_tokens: list[bytes] | None = None
+    memo = _response_names
     for name, value in headers:
-        lname = name.lower()
-        if lname not in _RESPONSE_SPECIAL:
+        lname = memo.get(name)
+        if lname is None:
+            lname = _special_name(name, _RESPONSE_SPECIAL, memo)
+        if not lname:
             kept.append(name + SEP + value + CRLF)
         elif lname == b"content-length":
             facts.content_length = int(value) if value.isdigit() else -1
@@ -247,7 +283,7 @@ def scan_response_headers(headers: list[tuple[bytes, bytes]]) -> ResponseFacts:
             facts.chunked = value.strip().lower().endswith(b"chunked")
         elif lname == b"upgrade":
             facts.upgrade = value
-        elif lname == b"connection":
+        elif lname == b"connection" and value not in _SIMPLE_TOKENS:
             for token in connection_tokens(value):
                 if token not in _PLAIN_TOKENS:
                     extra_tokens = extra_tokens or []

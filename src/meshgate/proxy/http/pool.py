@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 
-from meshgate.proxy.http.clock import Sweeper, monotonic
+from meshgate.proxy.http.clock import Sweeper
 from meshgate.proxy.http.upstream import UpstreamProtocol
 
 PoolKey = tuple[str, int, int, str | None]
@@ -81,7 +81,7 @@ class UpstreamPools:
         if len(idle) >= self.max_idle:
             conn.close()
             return
-        conn.deadline = monotonic() + self.idle_timeout
+        conn.deadline = self.sweeper.now + self.idle_timeout
         idle.append(conn)
 
     def forget(self, conn: UpstreamProtocol) -> None:

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from meshgate.proxy.http.heads import RequestFacts
+import httptools
+
+from meshgate.proxy.http.heads import HeadError, RequestFacts
 
 if TYPE_CHECKING:
+    from meshgate.proxy.filters.flow import ProxyContext
     from meshgate.proxy.http.exchange import Exchange
 
 
@@ -26,8 +29,10 @@ class ProxyRequest(RequestFacts):
         "body_received",
         "client_ip",
         "consumer_id",
+        "ctx",
         "error",
         "exchange",
+        "has_body",
         "head_size",
         "headers",
         "headers_done",
@@ -53,6 +58,7 @@ class ProxyRequest(RequestFacts):
         self.headers: list[tuple[bytes, bytes]] = []
         self.head_size = 0
         self.headers_done = False
+        self.has_body = False  # chunked or Content-Length > 0; set when the head is complete
         self.message_complete = False
         self.responded = False  # the response to it is fully written (or it was aborted)
         self.http10 = False
@@ -65,15 +71,12 @@ class ProxyRequest(RequestFacts):
         self.exchange: Exchange | None = None
         self.error: tuple[int, str, str] | None = None  # (status, reason, message) to answer
         self.consumer_id: str | None = None
+        self.ctx: ProxyContext | None = None  # the plugin context, on routes with plugins
         self.uri_captures: dict[str, str] = {}
         self.response_cookies: list[bytes] | None = None
         self._header_map: dict[str, str] | None = None
         self._cookies: dict[str, str] | None = None
         self._path: str | None = None
-
-    @property
-    def has_body(self) -> bool:
-        return self.chunked or self.content_length > 0
 
     # ------------------------------------------------------------------ PickRequest
 
@@ -124,3 +127,31 @@ class ProxyRequest(RequestFacts):
             self.response_cookies = []
         line = f"Set-Cookie: {name}={value}; Path={path}\r\n".encode("latin-1", "replace")
         self.response_cookies.append(line)
+
+
+def parse_target(req: ProxyRequest) -> None:
+    """Split the request target into path and query (origin or absolute form)."""
+    url = req.url
+    if url[:1] == b"/":
+        path, sep, query = url.partition(b"?")
+        req.raw_path = path
+        req.raw_query = query if sep else None
+        return
+    lowered = url[:8].lower()
+    if lowered.startswith((b"http://", b"https://")):
+        try:
+            parsed = httptools.parse_url(url)
+        except httptools.HttpParserInvalidURLError:
+            raise HeadError(400, "bad-request", "invalid request target") from None
+        if not parsed.host:
+            raise HeadError(400, "bad-request", "invalid request target")
+        req.host = parsed.host + (b":%d" % parsed.port if parsed.port else b"")
+        req.raw_path = parsed.path or b"/"
+        req.raw_query = parsed.query
+        return
+    if req.method == b"CONNECT":
+        raise HeadError(405, "method-not-allowed", "CONNECT is not supported")
+    if url == b"*" and req.method == b"OPTIONS":
+        req.raw_path = b"*"
+        return
+    raise HeadError(400, "bad-request", "invalid request target")

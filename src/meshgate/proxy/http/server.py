@@ -11,19 +11,26 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections import deque
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Protocol, cast
 
 import httptools
 
 from meshgate.proxy.http import errors
-from meshgate.proxy.http.accesslog import AccessRecord
+from meshgate.proxy.http.accesslog import build_record
 from meshgate.proxy.http.clock import monotonic
 from meshgate.proxy.http.dispatch import dispatch
 from meshgate.proxy.http.exchange import buffer_body
-from meshgate.proxy.http.heads import HeadError, is_websocket, scan_request_headers
-from meshgate.proxy.http.request import ProxyRequest
+from meshgate.proxy.http.heads import (
+    CRLF,
+    SERVER_LINE,
+    HeadError,
+    connection_forwarded,
+    is_websocket,
+    scan_request_headers,
+    status_line,
+)
+from meshgate.proxy.http.request import ProxyRequest, parse_target
 
 if TYPE_CHECKING:
     from meshgate.proxy.http.engine import HttpEngine
@@ -35,7 +42,15 @@ _log = logging.getLogger("meshgate.proxy")
 # What the connection is waiting for; decides which client timeout applies.
 PH_IDLE, PH_HEAD, PH_BODY, PH_WAIT = 0, 1, 2, 3
 # Why reading is paused (a bit each).
-PAUSE_PIPELINE, PAUSE_BODY, PAUSE_UPSTREAM, PAUSE_UPGRADE = 1, 2, 4, 8
+PAUSE_PIPELINE, PAUSE_BODY, PAUSE_UPSTREAM, PAUSE_UPGRADE, PAUSE_PLUGIN = 1, 2, 4, 8, 16
+
+
+class ClientPipe(Protocol):
+    """What a connection becomes after a 101: a ``Tunnel`` or a plugin's raw connection."""
+
+    def from_client(self, data: bytes) -> None: ...
+    def client_write_paused(self, paused: bool) -> None: ...
+    def client_closed(self) -> None: ...
 
 
 class HttpProxyProtocol(asyncio.Protocol):
@@ -45,11 +60,13 @@ class HttpProxyProtocol(asyncio.Protocol):
         "broken",
         "client_ip",
         "client_ip_bytes",
+        "clock",
         "closed",
         "current",
         "deadline",
         "engine",
         "fatal",
+        "fwd_static",
         "half_closed",
         "head_bytes",
         "parser",
@@ -72,6 +89,8 @@ class HttpProxyProtocol(asyncio.Protocol):
     def __init__(self, engine: HttpEngine, *, tls: bool) -> None:
         self.engine = engine
         self.settings = engine.settings
+        self.clock = engine.sweeper
+        self.fwd_static = b""
         self.tls = tls
         self.scheme_bytes = b"https" if tls else b"http"
         self.transport: asyncio.Transport = None  # type: ignore[assignment]  # connection_made
@@ -85,7 +104,7 @@ class HttpProxyProtocol(asyncio.Protocol):
         self.current: ProxyRequest | None = None  # being answered
         self.waiting: deque[ProxyRequest] = deque()  # parsed, behind ``current``
         self.fatal: tuple[int, str, str] | None = None  # error to send once ``current`` is done
-        self.tunnel: Tunnel | None = None
+        self.tunnel: ClientPipe | None = None
         self.upgrade_buffer: list[bytes] | None = None  # client bytes after an upgrade request
         self.pause_mask = 0
         self.write_paused = False
@@ -107,12 +126,16 @@ class HttpProxyProtocol(asyncio.Protocol):
         local = transport.get_extra_info("sockname")
         self.port_bytes = b"%d" % local[1] if local else b""
         self.trusted = settings.is_trusted(self.client_ip)
+        self.fwd_static = connection_forwarded(
+            self.client_ip_bytes, self.scheme_bytes, self.port_bytes
+        )
         if self.tls:
             from meshgate.proxy.tls import sni_of
 
             self.sni = sni_of(transport) or ""
         transport.set_write_buffer_limits(settings.high_water, settings.low_water)
-        self.deadline = monotonic() + settings.client_header_timeout
+        self.clock.now = now = monotonic()
+        self.deadline = now + settings.client_header_timeout
         self.engine.clients.add(self)
         self.engine.sweeper.add(self)
 
@@ -146,7 +169,7 @@ class HttpProxyProtocol(asyncio.Protocol):
         if self.tunnel is not None:
             self.tunnel.client_write_paused(True)
             return
-        self.deadline = monotonic() + self.settings.send_timeout
+        self.deadline = self.clock.now + self.settings.send_timeout
         current = self.current
         if current is not None and current.exchange is not None:
             current.exchange.client_write_paused(True)
@@ -160,6 +183,8 @@ class HttpProxyProtocol(asyncio.Protocol):
         current = self.current
         if current is not None and current.exchange is not None:
             current.exchange.client_write_paused(False)
+        elif current is not None and current.ctx is not None:
+            current.ctx.client_resumed()  # a plugin streaming its own response
 
     def data_received(self, data: bytes) -> None:
         if self.tunnel is not None:
@@ -171,8 +196,9 @@ class HttpProxyProtocol(asyncio.Protocol):
             self.upgrade_buffer.append(data)
             self._pause(PAUSE_UPGRADE)
             return
+        self.clock.now = now = monotonic()
         if self.phase == PH_BODY and not self.write_paused:
-            self.deadline = monotonic() + self.settings.client_body_timeout
+            self.deadline = now + self.settings.client_body_timeout
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade as upgrade:
@@ -211,7 +237,7 @@ class HttpProxyProtocol(asyncio.Protocol):
     # ------------------------------------------------------------------ parser callbacks
 
     def on_message_begin(self) -> None:
-        now = monotonic()
+        now = self.clock.now
         self.parsing = ProxyRequest(self.client_ip, now)
         if self.current is None:
             self.head_bytes = 0
@@ -250,9 +276,10 @@ class HttpProxyProtocol(asyncio.Protocol):
         if req.head_size + len(req.url) > settings.max_header_bytes:
             raise HeadError(431, "header-too-large", "Request header fields too large")
         scan_request_headers(req.headers, req)
+        req.has_body = req.chunked or req.content_length > 0
         if req.host is None and not req.http10:
             raise HeadError(400, "bad-request", "missing Host header")
-        _parse_target(req)
+        parse_target(req)
         if req.upgrade is not None and not is_websocket(req.upgrade):
             if req.has_body:
                 raise HeadError(400, "bad-request", "Upgrade with a request body is not supported")
@@ -277,7 +304,11 @@ class HttpProxyProtocol(asyncio.Protocol):
             raise HeadError(413, "request-too-large", "Request size limit exceeded")
         exchange = req.exchange
         if exchange is None:
-            buffer_body(req, body)
+            ctx = req.ctx
+            if ctx is not None and ctx.body_collecting:
+                ctx.feed_body(body)  # a plugin reads the body: collected whole, bounded
+            else:
+                buffer_body(req, body)
         elif not exchange.done:
             exchange.send_body(body)
         if req.body_buffered > self.settings.high_water:
@@ -292,6 +323,8 @@ class HttpProxyProtocol(asyncio.Protocol):
         exchange = req.exchange
         if exchange is not None and not exchange.done:
             exchange.body_done()
+        elif exchange is None and req.ctx is not None:
+            req.ctx.body_complete()  # plugins waiting for the whole body run now
         if req is self.current:
             if req.responded:
                 self._advance()
@@ -340,6 +373,27 @@ class HttpProxyProtocol(asyncio.Protocol):
         self.transport.write(data)
         self._finish(req, req.exchange, status, len(data), reason, close)
 
+    def respond(
+        self, req: ProxyRequest, status: int, lines: list[bytes], body: bytes, reason: str
+    ) -> None:
+        """Answer ``req`` with a response a plugin made (``lines``: ready header lines)."""
+        close = self._must_close(req)
+        head = [status_line(status, errors.reason_phrase(status)), *lines]
+        head.append(b"Content-Length: %d\r\n" % len(body))
+        if self.settings.server_tokens:
+            head.append(SERVER_LINE)
+        if close:
+            head.append(b"Connection: close\r\n")
+        elif req.http10:
+            head.append(b"Connection: keep-alive\r\n")
+        head.append(errors.date_line())
+        head.append(CRLF)
+        if req.method != b"HEAD":
+            head.append(body)
+        data = b"".join(head)
+        self.transport.write(data)
+        self._finish(req, req.exchange, status, len(data), reason, close)
+
     def exchange_done(self, exchange: Exchange) -> None:
         req = exchange.req
         close = exchange.close_after or self._must_close(req)
@@ -371,6 +425,43 @@ class HttpProxyProtocol(asyncio.Protocol):
         if self.write_paused:
             tunnel.client_write_paused(True)
 
+    def start_stream(self, req: ProxyRequest, status: int, lines: list[bytes]) -> tuple[bool, bool]:
+        """Send the head of a response a plugin streams; returns (chunked, close after)."""
+        chunked = not req.http10
+        close = req.http10 or self._must_close(req)
+        head = [status_line(status, errors.reason_phrase(status)), *lines]
+        if chunked:
+            head.append(b"Transfer-Encoding: chunked\r\n")
+        if self.settings.server_tokens:
+            head.append(SERVER_LINE)
+        if close:
+            head.append(b"Connection: close\r\n")
+        head.append(errors.date_line())
+        head.append(CRLF)
+        self.transport.write(b"".join(head))
+        self._resume(PAUSE_PLUGIN)  # notice a client that leaves while the stream runs
+        return chunked, close
+
+    def end_stream(self, req: ProxyRequest, status: int, bytes_sent: int, close: bool) -> None:
+        self._finish(req, None, status, bytes_sent, "", close)
+
+    def take_over(self, req: ProxyRequest, head: bytes, pipe: ClientPipe) -> None:
+        """A plugin answered 101: the connection becomes ``pipe``'s (no more HTTP)."""
+        self.transport.write(head)
+        req.responded = True
+        self._log(req, req.exchange, 101, len(head), "")
+        self.tunnel = pipe
+        self.current = None
+        self.deadline = 0.0
+        self.engine.sweeper.discard(self)
+        pending, self.upgrade_buffer = self.upgrade_buffer or [], None
+        for data in pending:
+            pipe.from_client(data)
+        self.pause_mask = 0
+        self.transport.resume_reading()
+        if self.write_paused:
+            pipe.client_write_paused(True)
+
     def close_if_idle(self) -> None:
         """Close the connection if it is between requests (used by drain)."""
         if self.current is None and self.parsing is None and self.tunnel is None:
@@ -380,7 +471,7 @@ class HttpProxyProtocol(asyncio.Protocol):
     def _must_close(self, req: ProxyRequest) -> bool:
         return (
             not req.keep_alive
-            or self.engine.draining
+            or self.engine.state.draining
             or self.half_closed
             or self.upgrade_buffer is not None
             or (req.has_body and not req.message_complete)
@@ -432,12 +523,12 @@ class HttpProxyProtocol(asyncio.Protocol):
             return
         settings = self.settings
         if phase == PH_IDLE:
-            self.deadline = monotonic() + settings.keepalive_timeout
+            self.deadline = self.clock.now + settings.keepalive_timeout
         elif phase == PH_HEAD:
-            start = self.parsing.started_at if self.parsing is not None else monotonic()
+            start = self.parsing.started_at if self.parsing is not None else self.clock.now
             self.deadline = start + settings.client_header_timeout
         elif phase == PH_BODY:
-            self.deadline = monotonic() + settings.client_body_timeout
+            self.deadline = self.clock.now + settings.client_body_timeout
         else:
             self.deadline = 0.0
 
@@ -502,6 +593,12 @@ class HttpProxyProtocol(asyncio.Protocol):
             if not self.pause_mask and not self.closed:
                 self.transport.resume_reading()
 
+    def pause_for_plugin(self, paused: bool) -> None:
+        if paused:
+            self._pause(PAUSE_PLUGIN)
+        else:
+            self._resume(PAUSE_PLUGIN)
+
     def pause_for_upstream(self, paused: bool) -> None:
         if paused:
             self._pause(PAUSE_UPSTREAM)
@@ -521,70 +618,16 @@ class HttpProxyProtocol(asyncio.Protocol):
         bytes_sent: int,
         reason: str,
     ) -> None:
+        ctx = req.ctx
+        if ctx is not None:
+            ctx.finished(status, bytes_sent, exchange)  # schedules the plugins' log phase
         sink = self.engine.access_sink()
         if sink is None:
             return
-        now = monotonic()
-        total = now - req.started_at
-        upstream_ms = proxy_ms = 0.0
-        upstream = route_id = route_name = service_name = ""
-        if exchange is not None:
-            if exchange.t_head and exchange.t_sent:
-                upstream_ms = (exchange.t_head - exchange.t_sent) * 1000
-            proxy_ms = ((exchange.t_sent or now) - req.started_at) * 1000
-            target = exchange.target or (exchange.tried[-1] if exchange.tried else None)
-            if target is not None:
-                upstream = f"{target.address}:{target.port}"
-            route_id = exchange.route.route.id
-            route_name = exchange.route.route.name or ""
-            service_name = exchange.service.service.name or exchange.service.service.id
-        else:
-            proxy_ms = total * 1000
-        record = AccessRecord(
-            time=time.time() - total,
-            client_ip=self.client_ip,
-            method=req.method.decode("latin-1"),
-            path=req.raw_path.decode("latin-1") if req.raw_path else req.url.decode("latin-1"),
-            status=status,
-            bytes_sent=bytes_sent,
-            upstream=upstream,
-            route_id=route_id,
-            route_name=route_name,
-            service_name=service_name,
-            latency_total_ms=total * 1000,
-            latency_upstream_ms=upstream_ms,
-            latency_proxy_ms=proxy_ms,
-            reason=reason,
+        record = build_record(
+            self.client_ip, req, exchange, status, bytes_sent, reason, self.clock.now
         )
         try:
             sink(record)
         except Exception:
             _log.exception("access log sink failed")
-
-
-def _parse_target(req: ProxyRequest) -> None:
-    """Split the request target into path and query (origin or absolute form)."""
-    url = req.url
-    if url[:1] == b"/":
-        path, sep, query = url.partition(b"?")
-        req.raw_path = path
-        req.raw_query = query if sep else None
-        return
-    lowered = url[:8].lower()
-    if lowered.startswith((b"http://", b"https://")):
-        try:
-            parsed = httptools.parse_url(url)
-        except httptools.HttpParserInvalidURLError:
-            raise HeadError(400, "bad-request", "invalid request target") from None
-        if not parsed.host:
-            raise HeadError(400, "bad-request", "invalid request target")
-        req.host = parsed.host + (b":%d" % parsed.port if parsed.port else b"")
-        req.raw_path = parsed.path or b"/"
-        req.raw_query = parsed.query
-        return
-    if req.method == b"CONNECT":
-        raise HeadError(405, "method-not-allowed", "CONNECT is not supported")
-    if url == b"*" and req.method == b"OPTIONS":
-        req.raw_path = b"*"
-        return
-    raise HeadError(400, "bad-request", "invalid request target")

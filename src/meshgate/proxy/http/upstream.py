@@ -93,8 +93,9 @@ class UpstreamProtocol(asyncio.Protocol):
         if exchange is None:  # bytes nobody asked for: the connection is unusable
             self.transport.close()
             return
+        self.pools.sweeper.now = now = monotonic()
         if self.read_timeout:
-            self.deadline = monotonic() + self.read_timeout
+            self.deadline = now + self.read_timeout
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade as upgrade:

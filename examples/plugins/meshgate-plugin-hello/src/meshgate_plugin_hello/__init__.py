@@ -1,0 +1,1 @@
+"""meshgate-plugin-hello: a worked example of a third-party meshgate plugin."""

@@ -1,0 +1,72 @@
+"""Cheap facts about a finished request for log-phase plugins (metrics, traces).
+
+``ctx.serialize()`` builds Kong's whole log record (route and service dumped as dicts); a
+metrics plugin only needs a few numbers, so ``log_facts`` reads them straight from the
+engine's context when it is one, and falls back to ``serialize()`` for any other
+``RequestContext`` implementation.  Numbers match the serializer's: latencies in ms
+(request = total, kong = until the request was sent upstream, proxy = upstream time to the
+response head), sizes in bytes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from meshgate.proxy.filters.api import RequestContext
+
+
+@dataclass(slots=True)
+class LogFacts:
+    request_ms: float
+    kong_ms: float
+    proxy_ms: float | None  # None: never reached an upstream
+    ingress_bytes: int
+    egress_bytes: int
+    from_service: bool  # the response came from the upstream (Kong's source "service")
+    started_at: float  # monotonic seconds (engine) or epoch seconds (fallback)
+
+
+def log_facts(ctx: RequestContext) -> LogFacts:
+    c: Any = ctx
+    try:  # the engine's context (HttpContext) carries the figures directly
+        req = c.req
+        started = req.started_at
+        end = c.t_end or started
+        exchange = c.exchange
+        sent = c.bytes_sent
+        exited = c.exited
+    except AttributeError:
+        return _from_serializer(ctx)
+    total_ms = (end - started) * 1000.0
+    if total_ms < 0.0:
+        total_ms = 0.0
+    kong_ms = total_ms
+    proxy_ms: float | None = None
+    from_service = False
+    if exchange is not None:
+        from_service = bool(exchange.status) and exited is None
+        t_sent = exchange.t_sent
+        if t_sent:
+            kong_ms = (t_sent - started) * 1000.0
+            if exchange.t_head:
+                proxy_ms = (exchange.t_head - t_sent) * 1000.0
+    return LogFacts(
+        total_ms, kong_ms, proxy_ms, req.head_size + len(req.url) + req.body_received,
+        sent, from_service, started,
+    )  # fmt: skip
+
+
+def _from_serializer(ctx: RequestContext) -> LogFacts:
+    data = ctx.serialize()
+    latencies = data.get("latencies") or {}
+    from_service = data.get("source") == "upstream"
+    return LogFacts(
+        request_ms=float(latencies.get("request") or 0.0),
+        kong_ms=float(latencies.get("kong") or 0.0),
+        proxy_ms=float(latencies["proxy"]) if from_service and "proxy" in latencies else None,
+        ingress_bytes=int((data.get("request") or {}).get("size") or 0),
+        egress_bytes=int((data.get("response") or {}).get("size") or 0),
+        from_service=from_service,
+        started_at=float(data.get("started_at") or 0) / 1000.0,
+    )

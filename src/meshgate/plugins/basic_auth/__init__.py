@@ -1,0 +1,1 @@
+"""basic-auth: authenticate consumers by a username and password (HTTP Basic)."""

@@ -1,0 +1,1 @@
+"""cors: Cross-Origin Resource Sharing headers and preflight answers (Kong's)."""

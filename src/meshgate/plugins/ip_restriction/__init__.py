@@ -1,0 +1,1 @@
+"""ip-restriction: allow or deny requests by client IP address or CIDR range (Kong's)."""

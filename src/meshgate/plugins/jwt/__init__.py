@@ -1,0 +1,1 @@
+"""jwt: authenticate consumers by a signed JSON Web Token (HS*, RS*, ES*, PS*, EdDSA)."""

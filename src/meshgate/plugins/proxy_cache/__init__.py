@@ -1,0 +1,1 @@
+"""proxy-cache: cache upstream responses in memory and serve them to later requests (Kong's)."""

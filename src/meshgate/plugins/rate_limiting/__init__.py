@@ -1,0 +1,1 @@
+"""rate-limiting: limit how many requests a client may make per second … year (Kong's)."""

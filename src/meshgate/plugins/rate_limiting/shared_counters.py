@@ -1,0 +1,265 @@
+"""Node-wide rate-limit counters: one memory-mapped file shared by a node's worker processes.
+
+The ``local`` policy must be exact across the N workers of one ``meshgate run``, so its counters
+live in a file under the node's runtime directory that every worker maps.  A *check-and-count*
+(``CounterStore.hit``) looks at the counters of every limited period of one identifier and, only
+when none is exhausted, adds one to each — all inside one critical section, so N concurrent
+requests against a limit L let exactly L through, whatever worker they land on.
+
+Layout: a 4 KiB header (magic, version, geometry) then ``stripes x slots_per_stripe`` slots of
+32 bytes: ``fingerprint u64 | window_start i64 | expires i64 | count i64``.
+
+* Placement: an identifier's *group hash* picks a stripe; every period of that identifier lives
+  in that stripe, so one request takes one lock.  Inside the stripe a period's fingerprint
+  picks a start slot, then up to ``PROBES`` slots are probed linearly.  A probe stops at a
+  never-used slot (fingerprint 0), so a key is found wherever it was inserted.
+* Windows: a slot keeps the start of the window it counts; a request for a newer window finds
+  its slot by fingerprint and starts the count again at zero.
+* Reuse: a slot whose ``expires`` has passed is free for any key (expired windows are evicted
+  lazily, no sweeper).  When every probed slot holds a live counter of other keys, the one
+  expiring first is evicted (``evictions`` counts it: a sign the table is too small; size it
+  with ``MESHGATE_RATELIMIT_SLOTS``).  Fingerprints are 64-bit hashes: two keys sharing one
+  (about 1 in 2**64 per pair) would share a counter.
+* Locking: ``fcntl.lockf`` on one byte per stripe (a byte range past the data, advisory only).
+  Measured on the 2-core dev VM (a syscall costs ~1.4 µs there): 3.5-6 µs per lock+unlock
+  pair, flock on per-stripe files 2.2-3.5 µs, a POSIX semaphore (``posix_ipc``) 0.5 µs.  lockf
+  wins anyway: the kernel drops a lock when its holder dies, so a worker killed mid-request
+  cannot wedge the node (a semaphore would stay taken), it needs no PyPI dependency, and one
+  file holds data and locks.  Python has no atomic add, so some lock is unavoidable.
+
+Without a node id (``MESHGATE_NODE_ID`` unset: tests, embedding) the store is per-process
+anonymous memory and takes no lock.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import mmap
+import os
+import struct
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+MAGIC = b"MGRL"
+VERSION = 1
+HEADER_SIZE = 4096
+SLOT = struct.Struct("<Qqqq")  # fingerprint, window_start, expires, count
+SLOT_SIZE = SLOT.size
+PROBES = 8
+DEFAULT_STRIPES = 64
+DEFAULT_SLOTS = 65536  # 2 MiB of slots
+_GEOMETRY = struct.Struct("<4sIII")  # magic, version, stripes, slots_per_stripe
+_LOCK_BASE = 1 << 40  # lock bytes live far past the data
+_INIT_LOCK = _LOCK_BASE - 1
+_MASK64 = (1 << 64) - 1
+_MIX = 0x9E3779B97F4A7C15
+_unpack_from = SLOT.unpack_from
+_pack_into = SLOT.pack_into
+
+
+def group_hash(text: str) -> int:
+    """A process-independent 64-bit hash (``hash()`` is salted per process)."""
+    digest = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8).digest()
+    return int.from_bytes(digest, "little")
+
+
+def period_fingerprint(group: int, period_index: int) -> int:
+    """The fingerprint of one period's counter of an identifier (never 0: 0 marks unused)."""
+    fingerprint = ((group ^ ((period_index + 1) * _MIX)) * 0xFF51AFD7ED558CCD) & _MASK64
+    return fingerprint or 1
+
+
+def default_path() -> Path | None:
+    """Where this node's counter file lives; ``None`` (per-process memory) without a node id."""
+    node_id = os.environ.get("MESHGATE_NODE_ID")
+    if not node_id:
+        return None
+    base = os.environ.get("MESHGATE_RUNTIME_DIR") or str(
+        Path(tempfile.gettempdir()) / f"meshgate-{os.getuid()}"
+    )
+    safe_id = "".join(c if c.isalnum() or c in "-_." else "_" for c in node_id)
+    return Path(base) / f"rate-limiting-{safe_id}.counters"
+
+
+def _slots_from_env() -> int:
+    raw = os.environ.get("MESHGATE_RATELIMIT_SLOTS")
+    if not raw:
+        return DEFAULT_SLOTS
+    try:
+        return max(DEFAULT_STRIPES * PROBES, int(raw))
+    except ValueError:
+        return DEFAULT_SLOTS
+
+
+class CounterStore:
+    """Fixed-size counter table in shared (file) or private (anonymous) memory."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str] | None,
+        *,
+        slots: int | None = None,
+        stripes: int = DEFAULT_STRIPES,
+    ) -> None:
+        total = slots if slots is not None else _slots_from_env()
+        per_stripe = max(PROBES, total // stripes)
+        self.path = Path(path) if path is not None else None
+        self.evictions = 0
+        self._fd = -1
+        if self.path is None:
+            self.stripes, self.per_stripe = stripes, per_stripe
+            self._map = mmap.mmap(-1, HEADER_SIZE + stripes * per_stripe * SLOT_SIZE)
+        else:
+            self._map = self._open_shared(self.path, stripes, per_stripe)
+
+    def _open_shared(self, path: Path, stripes: int, per_stripe: int) -> mmap.mmap:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.lockf(fd, fcntl.LOCK_EX, 1, _INIT_LOCK)
+            try:
+                head = os.pread(fd, _GEOMETRY.size, 0)
+                if len(head) == _GEOMETRY.size and head[:4] == MAGIC:
+                    _, version, stripes, per_stripe = _GEOMETRY.unpack(head)
+                    if version != VERSION:
+                        raise RuntimeError(f"{path}: counter file version {version} != {VERSION}")
+                else:  # first worker of the node: lay the file out
+                    size = HEADER_SIZE + stripes * per_stripe * SLOT_SIZE
+                    os.ftruncate(fd, 0)
+                    os.ftruncate(fd, size)
+                    os.pwrite(fd, _GEOMETRY.pack(MAGIC, VERSION, stripes, per_stripe), 0)
+            finally:
+                fcntl.lockf(fd, fcntl.LOCK_UN, 1, _INIT_LOCK)
+            self.stripes, self.per_stripe = stripes, per_stripe
+            mapped = mmap.mmap(fd, HEADER_SIZE + stripes * per_stripe * SLOT_SIZE)
+        except BaseException:
+            os.close(fd)
+            raise
+        self._fd = fd
+        return mapped
+
+    def close(self) -> None:
+        with contextlib.suppress(BufferError):
+            self._map.close()
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    # ------------------------------------------------------------------ the hot path
+
+    def placement(self, group: int, fingerprints: Sequence[int]) -> tuple[int, list[int]]:
+        """The stripe of an identifier's group hash and the home slot offset of each period
+        (callers cache both per identifier)."""
+        stripe = group % self.stripes
+        per_stripe = self.per_stripe
+        base = HEADER_SIZE + stripe * per_stripe * SLOT_SIZE
+        return stripe, [base + ((fp >> 20) % per_stripe) * SLOT_SIZE for fp in fingerprints]
+
+    def hit(
+        self,
+        stripe: int,
+        fingerprints: Sequence[int],
+        homes: Sequence[int],
+        windows: Sequence[int],
+        expires: Sequence[int],
+        limits: Sequence[float],
+        now: int,
+    ) -> tuple[list[int], int]:
+        """Check-and-count one request against the periods of one identifier.
+
+        ``stripe``/``homes`` come from ``placement``; ``fingerprints[i]`` (from
+        ``period_fingerprint``) counts window ``windows[i]`` (its start, epoch seconds), which
+        may be forgotten after ``expires[i]``.  Returns the usage of each period *before* this
+        request and the index of the first exhausted period (usage >= limit; nothing counted)
+        or -1 (every period counted).
+        """
+        fd = self._fd
+        if fd >= 0:
+            fcntl.lockf(fd, fcntl.LOCK_EX, 1, _LOCK_BASE + stripe)
+        try:
+            mem = self._map
+            unpack = _unpack_from
+            offsets: list[int] = []
+            kept: list[int] = []
+            usage: list[int] = []
+            stop = -1
+            for i in range(len(fingerprints)):
+                fingerprint, window, offset = fingerprints[i], windows[i], homes[i]
+                slot_fp, slot_window, _, count = unpack(mem, offset)
+                if slot_fp == fingerprint:  # the usual case: found at home
+                    if slot_window < window:
+                        count, slot_window = 0, window
+                else:
+                    offset, count, slot_window = self._locate(
+                        mem, offset, fingerprint, window, now, offsets
+                    )
+                offsets.append(offset)
+                kept.append(slot_window)
+                usage.append(count)
+                if stop < 0 and limits[i] - count <= 0:
+                    stop = i
+            if stop < 0:
+                pack = _pack_into
+                for i, offset in enumerate(offsets):
+                    pack(mem, offset, fingerprints[i], kept[i], expires[i], usage[i] + 1)
+            return usage, stop
+        finally:
+            if fd >= 0:
+                fcntl.lockf(fd, fcntl.LOCK_UN, 1, _LOCK_BASE + stripe)
+
+    def _locate(
+        self,
+        mem: mmap.mmap,
+        home: int,
+        fingerprint: int,
+        window: int,
+        now: int,
+        taken: Sequence[int],
+    ) -> tuple[int, int, int]:
+        """The slot for ``fingerprint`` probing from ``home``: its offset, its count in
+        ``window`` (0 for a new key or a past window) and the window to keep (a worker that
+        read the clock just before a boundary must not take the slot back to the window
+        another one already moved on to)."""
+        stripe_size = self.per_stripe * SLOT_SIZE
+        base = home - (home - HEADER_SIZE) % stripe_size
+        first = home - base
+        free = -1
+        victim, victim_expires = -1, 0
+        for probe in range(PROBES):
+            offset = base + (first + probe * SLOT_SIZE) % stripe_size
+            slot_fp, slot_window, slot_expires, count = _unpack_from(mem, offset)
+            if slot_fp == fingerprint:
+                if slot_window >= window:
+                    return offset, count, slot_window
+                return offset, 0, window
+            if offset in taken:
+                continue
+            if slot_fp == 0:
+                return (free if free >= 0 else offset), 0, window
+            if free < 0:
+                if slot_expires <= now:
+                    free = offset
+                elif victim < 0 or slot_expires < victim_expires:
+                    victim, victim_expires = offset, slot_expires
+        if free >= 0:
+            return free, 0, window
+        self.evictions += 1
+        return victim, 0, window
+
+    # ------------------------------------------------------------------ inspection
+
+    def peek(self, group: int, fingerprint: int, window: int) -> int:
+        """The count of one period's window (tests, diagnostics); 0 when absent."""
+        _, (home,) = self.placement(group, (fingerprint,))
+        offset, count, kept = self._locate(self._map, home, fingerprint, window, 0, ())
+        slot_fp = SLOT.unpack_from(self._map, offset)[0]
+        return count if slot_fp == fingerprint and kept == window else 0
+
+
+def open_node_store() -> CounterStore:
+    """This process's view of the node's counter store (the file at ``default_path()``, or
+    private memory without a node id).  Opened once per process (a node resource)."""
+    return CounterStore(default_path())

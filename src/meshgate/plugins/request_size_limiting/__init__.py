@@ -1,0 +1,1 @@
+"""request-size-limiting: refuse request bodies larger than a configured size (Kong's)."""

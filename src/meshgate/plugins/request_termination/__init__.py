@@ -1,0 +1,1 @@
+"""request-termination: answer requests with a fixed response instead of proxying (Kong's)."""

@@ -1,0 +1,395 @@
+"""``HttpContext``: the ``RequestContext`` plugins get, over the engine's ``ProxyRequest``.
+
+Nothing is decoded until a plugin asks: the header table, the query view and the serializer
+output are built on first use.  Setters record what should change; the engine applies the
+record when it builds the upstream head (``upstream_*`` attributes and the header table's
+changed names) and the response head (``response_table``).  Calls from a phase where they
+have no meaning raise ``PhaseError``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping, Sequence
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, NoReturn
+from urllib.parse import parse_qs
+
+from meshgate.proxy.filters.api import Exit, Phase, PhaseError
+from meshgate.proxy.filters.headers import HeaderTable, check_header
+
+if TYPE_CHECKING:
+    from meshgate.proxy.filters.chain import Bound, Chain
+    from meshgate.proxy.http.request import ProxyRequest
+    from meshgate.snapshot import Consumer, Route, Service
+
+_REQUEST_WRITE = frozenset({Phase.REWRITE, Phase.ACCESS})
+_EXIT = frozenset({Phase.REWRITE, Phase.ACCESS, Phase.RESPONSE})
+_RESPONSE_WRITE = frozenset({Phase.REWRITE, Phase.ACCESS, Phase.RESPONSE})
+_RESPONSE_READ = frozenset({Phase.RESPONSE, Phase.BODY, Phase.LOG})
+JSON_TYPE = "application/json; charset=utf-8"
+DEFAULT_BODY_LIMIT = 8 * 1024 * 1024
+
+
+def _json(data: Any) -> bytes:
+    return json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+class HttpContext:
+    """Implements ``meshgate.proxy.filters.api.RequestContext`` for one request."""
+
+    # Per-request state that most requests never touch lives in class-level defaults: a
+    # context is built with a handful of assignments (this is on every plugin request).
+    _headers: HeaderTable | None = None
+    _query_view: dict[str, list[str]] | None = None
+    _consumer: Consumer | None = None
+    _credential: Mapping[str, Any] | None = None
+    plugin = ""  # the plugin running now (for error reports)
+    collected: list[Bound] | None = None  # consumer-dependent chains: who ran access
+    upstream_method: str | None = None
+    upstream_path: str | None = None
+    upstream_query: str | None = None
+    upstream_body: bytes | None = None  # the body to send (collected or replaced)
+    upstream_target = b""  # path?query as sent upstream (for the log)
+    body_collecting = False
+    body_pieces: list[bytes] | None = None
+    body_size = 0
+    body_limit = DEFAULT_BODY_LIMIT
+    status = 0
+    response_table: HeaderTable | None = None
+    response_ops: list[tuple[str, str, str]] | None = None
+    exited: Exit | None = None
+    serialize_values: dict[str, Any] | None = None
+    exchange: Any = None
+    bytes_sent = 0
+    t_end = 0.0
+    started_wall = 0.0
+
+    def __init__(
+        self,
+        req: ProxyRequest,
+        *,
+        scheme: str,
+        port: int,
+        route: Route | None,
+        service: Service | None,
+        chain: Chain | None = None,
+    ) -> None:
+        self.req = req
+        self.chain = chain
+        self.phase = Phase.ACCESS
+        self.shared: dict[str, Any] = {}
+        self._scheme = scheme
+        self._port = port
+        self._route = route
+        self._service = service
+
+    # ------------------------------------------------------------------ helpers
+
+    def _check(self, allowed: frozenset[Phase], what: str) -> None:
+        if self.phase not in allowed:
+            names = "/".join(sorted(p.name.lower() for p in allowed))
+            raise PhaseError(f"{what} is not allowed in the {self.phase.name.lower()} phase "
+                             f"(only {names})")  # fmt: skip
+
+    def _table(self) -> HeaderTable:
+        table = self._headers
+        if table is None:
+            table = self._headers = HeaderTable.from_pairs(self.req.headers)
+        return table
+
+    @property
+    def header_changes(self) -> HeaderTable | None:
+        """The request header table when a plugin changed it (the engine applies it)."""
+        table = self._headers
+        return table if table is not None and table.changed else None
+
+    # ------------------------------------------------------------------ the request
+
+    @property
+    def method(self) -> str:
+        return self.upstream_method or self.req.method.decode("latin-1")
+
+    @property
+    def scheme(self) -> str:
+        return self._scheme
+
+    @property
+    def host(self) -> str:
+        host = self.req.host or b""
+        if host.startswith(b"["):
+            return host[: host.find(b"]") + 1].decode("latin-1").lower()
+        return host.partition(b":")[0].decode("latin-1").lower()
+
+    @property
+    def port(self) -> int:
+        return self._port
+
+    @property
+    def path(self) -> str:
+        return self.req.path
+
+    @property
+    def raw_path(self) -> str:
+        return self.req.raw_path.decode("latin-1")
+
+    @property
+    def http_version(self) -> str:
+        return "1.0" if self.req.http10 else "1.1"
+
+    @property
+    def raw_query(self) -> str:
+        if self.upstream_query is not None:
+            return self.upstream_query
+        raw = self.req.raw_query
+        return "" if raw is None else raw.decode("latin-1")
+
+    def query(self) -> Mapping[str, Sequence[str]]:
+        view = self._query_view
+        if view is None:
+            view = self._query_view = parse_qs(self.raw_query, keep_blank_values=True)
+        return MappingProxyType(view)
+
+    def header(self, name: str) -> str | None:
+        return self._table().first(name.lower())
+
+    def headers(self) -> Mapping[str, Sequence[str]]:
+        return MappingProxyType(self._table().values)
+
+    @property
+    def client_ip(self) -> str:
+        return self.req.client_ip
+
+    @property
+    def route(self) -> Route | None:
+        return self._route
+
+    @property
+    def service(self) -> Service | None:
+        return self._service
+
+    @property
+    def uri_captures(self) -> Mapping[str, str]:
+        return self.req.uri_captures
+
+    def set_header(self, name: str, value: str) -> None:
+        self._check(_REQUEST_WRITE, "set_header")
+        self._table().set(name, value)
+
+    def add_header(self, name: str, value: str) -> None:
+        self._check(_REQUEST_WRITE, "add_header")
+        self._table().add(name, value)
+
+    def clear_header(self, name: str) -> None:
+        self._check(_REQUEST_WRITE, "clear_header")
+        self._table().clear(name)
+
+    def set_path(self, path: str) -> None:
+        """The path sent upstream (replaces the one the route and service would give)."""
+        self._check(_REQUEST_WRITE, "set_path")
+        if not path.startswith("/") or any(c in path for c in "\r\n\x00 ?#"):
+            raise ValueError(f"invalid upstream path {path!r}")
+        self.upstream_path = path
+
+    def set_raw_query(self, query: str) -> None:
+        self._check(_REQUEST_WRITE, "set_raw_query")
+        if any(c in query for c in "\r\n\x00 #"):
+            raise ValueError(f"invalid query {query!r}")
+        self.upstream_query = query
+        self._query_view = None
+
+    def set_method(self, method: str) -> None:
+        self._check(_REQUEST_WRITE, "set_method")
+        if not check_method(method):
+            raise ValueError(f"invalid method {method!r}")
+        self.upstream_method = method.upper()
+
+    async def body(self, max_bytes: int = DEFAULT_BODY_LIMIT) -> bytes:
+        return self.raw_body(max_bytes)
+
+    def raw_body(self, max_bytes: int = DEFAULT_BODY_LIMIT) -> bytes:
+        """The whole request body, synchronously (the engine buffered it before rewrite
+        because a handler of this route has ``needs_body``); over ``max_bytes`` → 413."""
+        self._check(_REQUEST_WRITE, "body")
+        body = self.upstream_body
+        if body is None:
+            if self.req.has_body:
+                raise PhaseError(
+                    "the request body was not buffered: set needs_body = True on the handler"
+                )
+            return b""
+        if len(body) > max_bytes:
+            self.exit(413, "Request size limit exceeded")
+        return body
+
+    def set_body(self, body: bytes) -> None:
+        """Replace the request body sent upstream (Content-Length is set to match)."""
+        self._check(_REQUEST_WRITE, "set_body")
+        if self.upstream_body is None and self.req.has_body:
+            raise PhaseError("set_body on a request whose body was not buffered (needs_body)")
+        self.upstream_body = bytes(body)
+
+    # ------------------------------------------------------------------ identity
+
+    @property
+    def consumer(self) -> Consumer | None:
+        return self._consumer
+
+    @property
+    def credential(self) -> Mapping[str, Any] | None:
+        return self._credential
+
+    def authenticate(self, consumer: Consumer | None, credential: Mapping[str, Any] | None) -> None:
+        """Kong's ``kong.client.authenticate`` plus the upstream headers its auth plugins set."""
+        self._check(_REQUEST_WRITE, "authenticate")
+        self._consumer = consumer
+        self._credential = credential
+        self.req.consumer_id = consumer.id if consumer is not None else None
+        table = self._table()
+        if consumer is None:
+            for name in ("X-Consumer-ID", "X-Consumer-Custom-ID", "X-Consumer-Username"):
+                table.clear(name)
+        else:
+            table.set("X-Consumer-ID", consumer.id)
+            for name, value in (
+                ("X-Consumer-Custom-ID", consumer.custom_id),
+                ("X-Consumer-Username", consumer.username),
+            ):
+                if value is None:
+                    table.clear(name)
+                else:
+                    table.set(name, value)
+        cred_id = credential.get("id") if credential is not None else None
+        if cred_id is not None:
+            table.set("X-Credential-Identifier", str(cred_id))
+        else:
+            table.clear("X-Credential-Identifier")
+        if credential is None and consumer is not None:
+            table.set("X-Anonymous-Consumer", "true")
+        else:
+            table.clear("X-Anonymous-Consumer")
+
+    # ------------------------------------------------------------------ ending early
+
+    def exit(
+        self,
+        status: int,
+        body: bytes | str | Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> NoReturn:
+        """Answer with ``status``; a str body becomes ``{"message": body}`` (JSON), a mapping
+        becomes JSON, bytes are sent as they are."""
+        self._check(_EXIT, "exit")
+        if not 100 <= status <= 599:
+            raise ValueError(f"invalid status {status}")
+        pairs: list[tuple[str, str]] = []
+        if headers:
+            for name, value in headers.items():
+                if name.lower() != "content-length":
+                    check_header(name, value)
+                    pairs.append((name, value))
+        data: bytes | None
+        if body is None or isinstance(body, bytes | bytearray):
+            data = None if body is None else bytes(body)
+        else:
+            data = _json({"message": body} if isinstance(body, str) else dict(body))
+            if not any(n.lower() == "content-type" for n, _ in pairs):
+                pairs.append(("Content-Type", JSON_TYPE))
+        raise Exit(status, data, pairs)
+
+    # ------------------------------------------------------------------ own answers
+
+    def stream(self, status: int, headers: Mapping[str, str] | None = None) -> Any:
+        raise NotImplementedError("stream() needs the engine (or FakeContext)")
+
+    def upgrade(self, headers: Mapping[str, str] | None = None) -> Any:
+        raise NotImplementedError("upgrade() needs the engine (or FakeContext)")
+
+    # ------------------------------------------------------------------ the response
+
+    def _response_table(self) -> HeaderTable:
+        table = self.response_table
+        if table is None:
+            table = self.response_table = HeaderTable()
+        return table
+
+    def _response_op(self, op: str, name: str, value: str) -> None:
+        self._check(_RESPONSE_WRITE, "setting a response header")
+        if self.phase != Phase.RESPONSE:
+            check_header(name, value if op != "clear" else None)
+            if self.response_ops is None:
+                self.response_ops = []
+            self.response_ops.append((op, name, value))
+            return
+        table = self._response_table()
+        if op == "set":
+            table.set(name, value)
+        elif op == "add":
+            table.add(name, value)
+        else:
+            table.clear(name)
+
+    def start_response(self, status: int, lines: list[bytes]) -> None:
+        """Engine: the response head arrived (or an exit is answered); replays headers set
+        before it and enters the response phase."""
+        self.status = status
+        table = self.response_table = HeaderTable.from_lines(lines)
+        self.phase = Phase.RESPONSE
+        if self.response_ops:
+            for op, name, value in self.response_ops:
+                if op == "set":
+                    table.set(name, value)
+                elif op == "add":
+                    table.add(name, value)
+                else:
+                    table.clear(name)
+            self.response_ops = None
+
+    def response_header(self, name: str) -> str | None:
+        table = self.response_table
+        return table.first(name.lower()) if table is not None else None
+
+    def response_headers(self) -> Mapping[str, Sequence[str]]:
+        """Every response header (lower-case name -> values); empty before the response."""
+        table = self.response_table
+        return MappingProxyType(table.values if table is not None else {})
+
+    def set_response_header(self, name: str, value: str) -> None:
+        self._response_op("set", name, value)
+
+    def add_response_header(self, name: str, value: str) -> None:
+        self._response_op("add", name, value)
+
+    def clear_response_header(self, name: str) -> None:
+        self._response_op("clear", name, "")
+
+    # ------------------------------------------------------------------ the log phase
+
+    def serialize(self) -> dict[str, Any]:
+        """Kong's basic log serializer (log phase)."""
+        if self.phase != Phase.LOG:
+            raise PhaseError("serialize is only allowed in the log phase")
+        from meshgate.proxy.filters.serialize import basic_serializer
+
+        return basic_serializer(self)
+
+    def set_serialize_value(self, key: str, value: Any) -> None:
+        if self.serialize_values is None:
+            self.serialize_values = {}
+        self.serialize_values[key] = value
+
+    def start_time(self) -> float:
+        """When the request started (epoch seconds)."""
+        if not self.started_wall:
+            from meshgate.proxy.http.clock import monotonic
+
+            self.started_wall = time.time() - (monotonic() - self.req.started_at)
+        return self.started_wall
+
+
+_METHOD_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz-_")
+
+
+def check_method(method: str) -> bool:
+    return bool(method) and len(method) <= 32 and all(c in _METHOD_CHARS for c in method)

@@ -1,0 +1,391 @@
+"""The engine side of plugins: run a route's chain on a live request and apply the result.
+
+``start`` (from ``dispatch``, after routing) runs rewrite+access synchronously; the first
+handler that returns an awaitable moves the rest into one task (client reading paused
+meanwhile).  Routes whose chain ``needs_body`` first collect the whole request body (bounded:
+413).  Then the request is forwarded with the context's changes (``request_head``), or
+answered: an ``Exit`` goes through the response and body phases like an upstream answer, a
+plugin exception is logged with route and plugin and answered 500.  ``upstream_head`` and
+``filter_body`` are the response/body phases on the upstream's answer; ``finished`` (from
+the server's per-request log point) schedules the log phase with ``call_soon``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from meshgate import tasks
+from meshgate.proxy.filters.api import Exit, Phase
+from meshgate.proxy.filters.context import HttpContext
+from meshgate.proxy.filters.runner import (
+    Later,
+    Pending,
+    advance,
+    collect_rest,
+    later_phases,
+    run_body,
+    run_log,
+    run_response,
+)
+from meshgate.proxy.filters.streaming import (
+    RawPipe,
+    ResponseStream,
+    break_answer,
+    end_answer,
+    start_stream,
+    start_upgrade,
+)
+from meshgate.proxy.http.clock import monotonic
+from meshgate.proxy.http.heads import CRLF, HeadError, build_request_head
+
+if TYPE_CHECKING:
+    from meshgate.proxy.compiled import CompiledRoute
+    from meshgate.proxy.filters.chain import Chain
+    from meshgate.proxy.http.exchange import Exchange
+    from meshgate.proxy.http.heads import ResponseFacts
+    from meshgate.proxy.http.request import ProxyRequest
+    from meshgate.proxy.http.server import HttpProxyProtocol
+    from meshgate.proxy.router import RouteMatch
+
+_log = logging.getLogger("meshgate.plugins")
+_CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+_LAST_CHUNK = b"0\r\n\r\n"
+MSG_PLUGIN_ERROR = "An unexpected error occurred"
+_ANSWER_PHASES = frozenset({Phase.REWRITE, Phase.ACCESS})
+
+
+class ProxyContext(HttpContext):
+    """``HttpContext`` plus what the engine needs to carry the request on."""
+
+    later: Later | None = None
+    response_lines: list[bytes] | None = None
+    answer: ResponseStream | RawPipe | None = None  # a plugin streams or took the connection
+
+    def __init__(
+        self,
+        client: HttpProxyProtocol,
+        req: ProxyRequest,
+        croute: CompiledRoute,
+        match: RouteMatch[CompiledRoute],
+        chain: Chain,
+    ) -> None:
+        # HttpContext.__init__ inlined (per request); port is read when asked for
+        self.req = req
+        self.chain = chain
+        self.phase = Phase.ACCESS
+        self.shared = {}
+        self._scheme = "https" if client.tls else "http"
+        self._route = croute.route
+        service = croute.service
+        self._service = service.service if service is not None else None
+        self.client = client
+        self.croute = croute
+        self.match = match
+
+    @property
+    def port(self) -> int:
+        return int(self.client.port_bytes or 0)
+
+    def later_phases(self) -> Later:
+        later = self.later
+        if later is None:
+            assert self.chain is not None
+            later = self.later = later_phases(self, self.chain)
+        return later
+
+    def gone(self) -> bool:
+        return self.req.responded or self.client.closed
+
+    # ------------------------------------------------------------------ plugin-made answers
+
+    def stream(self, status: int, headers: Mapping[str, str] | None = None) -> ResponseStream:
+        """Send the head now; the plugin writes the body over time (see ``streaming``)."""
+        self._check(_ANSWER_PHASES, "stream")
+        return start_stream(self, status, headers)
+
+    def upgrade(self, headers: Mapping[str, str] | None = None) -> RawPipe:
+        """Answer 101 and hand the raw client connection to the plugin."""
+        self._check(_ANSWER_PHASES, "upgrade")
+        return start_upgrade(self, headers)
+
+    def client_resumed(self) -> None:
+        """The client's write buffer drained (server ``resume_writing``)."""
+        answer = self.answer
+        if isinstance(answer, ResponseStream):
+            answer.resumed()
+
+    # ------------------------------------------------------------------ request body
+
+    def feed_body(self, data: bytes) -> None:
+        """A piece of a body being collected (server ``on_body``)."""
+        self.body_size += len(data)
+        if self.body_size > self.body_limit:
+            raise HeadError(413, "request-too-large", "Request size limit exceeded")
+        assert self.body_pieces is not None
+        self.body_pieces.append(data)
+
+    def body_complete(self) -> None:
+        """The collected body is whole (server ``on_message_complete``)."""
+        if self.body_collecting:
+            self.body_collecting = False
+            self.upstream_body = b"".join(self.body_pieces or ())
+            self.body_pieces = None
+            _run(self)
+
+    # ------------------------------------------------------------------ the end
+
+    def finished(self, status: int, bytes_sent: int, exchange: Exchange | None) -> None:
+        """The response is done (or the request was abandoned): schedule the log phase."""
+        if self.t_end:
+            return
+        answer = self.answer
+        if isinstance(answer, ResponseStream) and not answer.finished:
+            answer.gone()  # the client left while the plugin was streaming
+        self.t_end = monotonic()
+        if not self.status:
+            self.status = status
+        self.bytes_sent = bytes_sent
+        self.exchange = exchange
+        if self.later_phases()[2]:
+            self.client.engine.loop.call_soon(_log_phase, self)
+
+
+def _log_phase(ctx: ProxyContext) -> None:
+    run_log(ctx, ctx.later_phases()[2])
+
+
+# --------------------------------------------------------------------------- rewrite + access
+
+
+def start(
+    client: HttpProxyProtocol,
+    req: ProxyRequest,
+    croute: CompiledRoute,
+    match: RouteMatch[CompiledRoute],
+    chain: Chain,
+) -> None:
+    """Run ``chain`` on ``req`` (routing is done); forwards or answers when it is through."""
+    ctx = ProxyContext(client, req, croute, match, chain)
+    req.ctx = ctx
+    if chain.needs_body and req.has_body:
+        ctx.body_limit = chain.body_limit
+        pieces = _unframed(req.body_buffer, req.chunked)
+        req.body_buffer = []
+        req.body_buffered = 0
+        size = sum(len(p) for p in pieces)
+        if size > ctx.body_limit:
+            client.reply(req, 413, "request-too-large", "Request size limit exceeded")
+            return
+        if not req.message_complete:
+            ctx.body_pieces = pieces
+            ctx.body_size = size
+            ctx.body_collecting = True
+            client.body_buffer_drained()
+            if req.expect_continue:
+                client.transport.write(_CONTINUE)
+            return
+        ctx.upstream_body = b"".join(pieces)
+    _run(ctx)
+
+
+def _unframed(pieces: list[bytes], chunked: bool) -> list[bytes]:
+    if not chunked:
+        return pieces
+    return [p[p.index(CRLF) + 2 : -2] for p in pieces if p != _LAST_CHUNK]
+
+
+def _run(ctx: ProxyContext) -> None:
+    assert ctx.chain is not None
+    try:
+        pending = advance(ctx, ctx.chain, 0)
+    except Exit as exit_:
+        answer_exit(ctx, exit_)
+        return
+    except Exception:
+        plugin_failed(ctx)
+        return
+    if pending is None:
+        if ctx.answer is not None:
+            end_answer(ctx)
+            return
+        _forward(ctx)
+        return
+    ctx.client.pause_for_plugin(True)
+    route = ctx.croute.route
+    tasks.spawn(_continue(ctx, pending), name=f"plugin {ctx.plugin} route {route.id}")
+
+
+async def _continue(ctx: ProxyContext, pending: Pending | None) -> None:
+    assert ctx.chain is not None
+    try:
+        while pending is not None:
+            index, awaitable = pending
+            await awaitable
+            if ctx.answer is not None:
+                end_answer(ctx)
+                return
+            if ctx.gone():
+                return
+            pending = advance(ctx, ctx.chain, index)
+    except Exit as exit_:
+        if ctx.answer is not None:
+            break_answer(ctx)
+            return
+        _resume(ctx)
+        if not ctx.gone():
+            answer_exit(ctx, exit_)
+        return
+    except Exception:
+        if ctx.answer is not None:
+            break_answer(ctx)
+            return
+        _resume(ctx)
+        if not ctx.gone():
+            plugin_failed(ctx)
+        return
+    _resume(ctx)
+    if not ctx.gone():
+        _forward(ctx)
+
+
+def _resume(ctx: ProxyContext) -> None:
+    if not ctx.client.closed:
+        ctx.client.pause_for_plugin(False)
+
+
+def _forward(ctx: ProxyContext) -> None:
+    from meshgate.proxy.http.dispatch import forward
+
+    ctx.phase = Phase.RESPONSE  # nothing may change the request any more
+    forward(ctx.client, ctx.req, ctx.croute, ctx.match, ctx)
+
+
+def request_head(
+    ctx: HttpContext, req: ProxyRequest, target: bytes, host: bytes, forwarded: bytes
+) -> bytes:
+    """The upstream head with the plugins' changes; also stages the body to send."""
+    method = ctx.upstream_method.encode() if ctx.upstream_method else req.method
+    if ctx.upstream_path is not None:
+        target = ctx.upstream_path.encode("utf-8", "surrogateescape")
+        query = ctx.upstream_query if ctx.upstream_query is not None else ctx.raw_query
+        if query:
+            target += b"?" + query.encode("latin-1", "replace")
+    elif ctx.upstream_query is not None:
+        target = target.partition(b"?")[0]
+        if ctx.upstream_query:
+            target += b"?" + ctx.upstream_query.encode("latin-1", "replace")
+    ctx.upstream_target = target
+    kept = req.kept
+    table = ctx.header_changes
+    if table is not None:
+        kept = table.apply(kept, skip=frozenset({"host"}))
+        forwarded = table.remove_from(forwarded)
+        if table.changed and "host" in table.changed:
+            new_host = table.first("host")
+            if new_host:
+                host = new_host.encode("latin-1", "replace")
+    chunked = req.chunked
+    body = ctx.upstream_body
+    if body is not None:
+        kept = [ln for ln in kept if ln[:15].lower() != b"content-length:"]
+        kept.append(b"Content-Length: %d\r\n" % len(body))
+        chunked = False
+        req.body_buffer = [body] if body else []
+        req.body_buffered = 0
+    elif req.chunked and req.message_complete and req.exchange is None:
+        req.body_buffer.append(_LAST_CHUNK)  # the body ended while plugins were running
+    return build_request_head(
+        method, target, host, kept, forwarded, chunked=chunked, upgrade=req.upgrade
+    )
+
+
+# --------------------------------------------------------------------------- answers
+
+
+def plugin_failed(ctx: ProxyContext) -> None:
+    """A plugin raised: log it with route and plugin, answer 500 (the connection lives on)."""
+    route = ctx.croute.route
+    _log.exception(
+        "plugin %s failed in the %s phase (route %s)",
+        ctx.plugin,
+        ctx.phase.name.lower(),
+        route.name or route.id,
+    )
+    ctx.status = 500
+    ctx.client.reply(ctx.req, 500, "plugin-error", MSG_PLUGIN_ERROR)
+
+
+def answer_exit(ctx: ProxyContext, exit_: Exit, *, phases: bool = True) -> None:
+    """Answer with a plugin's ``Exit``; the response and body phases run on it first."""
+    ctx.exited = exit_
+    assert ctx.chain is not None
+    collect_rest(ctx, ctx.chain)
+    lines = [f"{n}: {v}\r\n".encode("latin-1", "replace") for n, v in exit_.headers]
+    body = exit_.body or b""
+    if phases:
+        responders, body_filters, _ = ctx.later_phases()
+        ctx.start_response(exit_.status, lines)
+        try:
+            run_response(ctx, responders)
+            if body_filters:
+                body = run_body(ctx, body_filters, body, False) + run_body(
+                    ctx, body_filters, b"", True
+                )
+        except Exit as late:
+            answer_exit(ctx, late, phases=False)
+            return
+        except Exception:
+            plugin_failed(ctx)
+            return
+        table = ctx.response_table
+        if table is not None and table.changed:
+            lines = table.apply(lines)
+    else:
+        ctx.start_response(exit_.status, lines)
+    ctx.response_lines = lines
+    ctx.client.respond(ctx.req, exit_.status, lines, body, "plugin-exit")
+
+
+# --------------------------------------------------------------------------- response + body
+
+
+def upstream_head(exchange: Exchange, ctx: ProxyContext, status: int, facts: ResponseFacts) -> bool:
+    """The response phase on the upstream's head; False when it took over the answer."""
+    responders, body_filters, _ = ctx.later_phases()
+    if not responders and not body_filters and not ctx.response_ops:
+        ctx.status = status
+        ctx.response_lines = facts.kept
+        return True
+    ctx.start_response(status, facts.kept)
+    try:
+        run_response(ctx, responders)
+    except Exit as exit_:
+        exchange.drop_upstream()
+        answer_exit(ctx, exit_, phases=False)
+        return False
+    except Exception:
+        exchange.drop_upstream()
+        plugin_failed(ctx)
+        return False
+    table = ctx.response_table
+    kept = facts.kept
+    if table is not None and table.changed:
+        kept = table.apply(kept)
+    if body_filters:
+        kept = [ln for ln in kept if ln[:15].lower() != b"content-length:"]
+        exchange.body_ctx = ctx
+    facts.kept = ctx.response_lines = kept
+    return True
+
+
+def filter_body(exchange: Exchange, ctx: Any, data: bytes, eof: bool) -> bytes:
+    """The body phase on one upstream chunk; on a plugin error the exchange is ended."""
+    try:
+        return run_body(ctx, ctx.later_phases()[1], data, eof)
+    except Exception:
+        route = ctx.croute.route
+        _log.exception("plugin %s failed in the body phase (route %s)", ctx.plugin, route.id)
+        exchange.plugin_body_failed()
+        return b""
