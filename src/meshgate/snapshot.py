@@ -11,15 +11,16 @@ rejects unknown fields, so a snapshot received from elsewhere is validated on ar
 from __future__ import annotations
 
 import hashlib
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
 
 HttpProtocol = Literal["http", "https"]
 RouteProtocol = Literal["http", "https", "grpc", "grpcs", "tcp", "tls", "tls_passthrough", "udp"]
 Algorithm = Literal["round-robin", "consistent-hashing", "least-connections", "latency"]
 HashOn = Literal["none", "consumer", "ip", "header", "cookie", "path", "query_arg", "uri_capture"]
 CheckType = Literal["tcp", "http", "https", "grpc", "grpcs"]
+PermissionAction = Literal["allow", "deny", "allow_with_shadow_deny"]
 
 
 class Model(BaseModel):
@@ -28,11 +29,61 @@ class Model(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+class ExtensibleModel(Model):
+    """A model with optional fields added after the first release (the mesh extensions).
+
+    Fields in ``OMIT_WHEN_DEFAULT`` are left out of the serialized form while they hold their
+    default, so a snapshot that does not use them serializes — and hashes — as before.
+    """
+
+    OMIT_WHEN_DEFAULT: ClassVar[frozenset[str]] = frozenset()
+
+    @model_serializer(mode="wrap")
+    def _omit_unused_extensions(self, handler: SerializerFunctionWrapHandler) -> Any:
+        data = handler(self)
+        if isinstance(data, dict):
+            fields = type(self).model_fields
+            for name in self.OMIT_WHEN_DEFAULT:
+                if name in data and getattr(self, name) == fields[name].default:
+                    del data[name]
+        return data
+
+
 # --------------------------------------------------------------------------- listeners
 
 
-class Listener(Model):
+class ListenerMTLS(Model):
+    """Mesh mTLS on a listener (a sidecar's inbound): TLS terminated with a workload certificate.
+
+    The listener's ``protocol`` (``http`` or ``tcp``) is what runs inside the TLS session.
+    The proxy serves ``certificate`` (a ``Certificate.id``; no SNI selection) and asks every
+    client for a certificate chaining to one of ``client_cas`` (``CACertificate.id``s):
+    ``strict`` rejects a handshake without a valid client certificate; ``permissive`` also
+    accepts TLS without a client certificate and plain (non-TLS) connections, told apart by
+    the first byte (0x16 = a TLS handshake) — such clients have no identity.
+    """
+
+    certificate: str
+    client_cas: tuple[str, ...]
+    mode: Literal["strict", "permissive"] = "strict"
+
+
+class PermissionRule(Model):
+    """One rule of an inbound listener's traffic permissions (see ``Listener.permissions``).
+
+    A client matches when the URI SANs of its (verified) certificate include every entry of
+    ``identities``; an empty ``identities`` matches every client, with or without a certificate.
+    """
+
+    action: PermissionAction
+    identities: tuple[str, ...] = ()
+    origin: str | None = None  # the policy it came from, for logs and ``inspect``
+
+
+class Listener(ExtensibleModel):
     """A socket the proxy accepts connections on."""
+
+    OMIT_WHEN_DEFAULT = frozenset({"mtls", "permissions"})
 
     name: str
     address: str = "127.0.0.1"
@@ -43,13 +94,39 @@ class Listener(Model):
     default_certificate: str | None = None
     reuse_port: bool = True
     backlog: int = 2048
+    # mesh extensions (None: plain listener as before)
+    mtls: ListenerMTLS | None = None
+    # Authorization per connection: the first rule the client matches decides; no match = deny.
+    # A denied HTTP request gets 403 (the connection stays usable); a denied TCP connection
+    # is closed before any byte is forwarded.  ``allow_with_shadow_deny`` allows and logs.
+    # None = no authorization (everything allowed).
+    permissions: tuple[PermissionRule, ...] | None = None
 
 
 # --------------------------------------------------------------------------- routes
 
 
-class Route(Model):
+class WeightedBackend(Model):
+    """One destination of a traffic split: a ``Service.id`` and its relative weight."""
+
+    service: str
+    weight: int = Field(default=1, ge=0)
+
+
+class HeaderModifier(Model):
+    """Edits of a header block, applied in this order: ``remove``, ``set`` (replace), ``add``."""
+
+    set: tuple[tuple[str, str], ...] = ()
+    add: tuple[tuple[str, str], ...] = ()
+    remove: tuple[str, ...] = ()
+
+
+class Route(ExtensibleModel):
     """A Kong route: matchers plus what to do with a match (Kong field names and defaults)."""
+
+    OMIT_WHEN_DEFAULT = frozenset(
+        {"listeners", "priority", "backends", "request_headers", "response_headers"}
+    )
 
     id: str
     name: str | None = None
@@ -70,13 +147,29 @@ class Route(Model):
     response_buffering: bool = True
     service: str | None = None  # a ``Service.id``; None = no service (plugins must answer)
     tags: tuple[str, ...] = ()
+    # mesh extensions; their defaults keep a route exactly as before
+    # Listener names this route is served on; empty = every listener.  A ``tcp`` listener
+    # forwards each connection to the ``service`` of its (one) route with protocol ``tcp``.
+    listeners: tuple[str, ...] = ()
+    # Explicit rank, above all of Kong's criteria: routes with a priority are tried before
+    # routes without, higher first; equal priorities fall back to Kong's order.
+    priority: int | None = None
+    # Traffic split: each request goes to one of these services, picked at random in
+    # proportion to ``weight`` (weight 0 = never); overrides ``service`` when non-empty.
+    backends: tuple[WeightedBackend, ...] = ()
+    request_headers: HeaderModifier | None = None  # applied to the request sent upstream
+    response_headers: HeaderModifier | None = None  # applied to the response sent back
 
 
 # --------------------------------------------------------------------------- services
 
 
-class Service(Model):
+class Service(ExtensibleModel):
     """Where matched traffic goes and how: protocol, path prefix, timeouts, retries, TLS."""
+
+    OMIT_WHEN_DEFAULT = frozenset(
+        {"tls_peer_ids", "request_timeout_ms", "idle_timeout_ms", "retry"}
+    )
 
     id: str
     name: str | None = None
@@ -97,6 +190,39 @@ class Service(Model):
     enabled: bool = True
     cluster: str  # the ``Cluster.name`` that balances this service's endpoints
     tags: tuple[str, ...] = ()
+    # mesh extensions; their defaults keep a service exactly as before
+    # Expected identities (URI SANs, e.g. SPIFFE ids) of the upstream: when non-empty the
+    # certificate is verified against ``ca_certificates`` but the host name is not checked;
+    # instead one of its URI SANs must be in this list, else the connection fails (502).
+    tls_peer_ids: tuple[str, ...] = ()
+    # From the request being sent until the whole response has arrived (all tries
+    # together); expiry = 504.  None = no such limit.
+    request_timeout_ms: int | None = None
+    # An upstream connection (pooled HTTP, or a proxied TCP connection) with no bytes in
+    # either direction for this long is closed.  None = no limit.
+    idle_timeout_ms: int | None = None
+    retry: RetryPolicy | None = None
+
+
+class RetryPolicy(Model):
+    """When and how an HTTP request is tried again (on another endpoint when there is one).
+
+    ``retry_on`` names (Envoy's): ``5xx`` (a 5xx response, or no response at all),
+    ``gateway-error`` (502/503/504), ``reset`` (the connection broke before a response),
+    ``connect-failure``, ``retriable-4xx`` (409), ``refused-stream`` (treated as reset on
+    HTTP/1.1); ``retriable_status_codes`` adds exact statuses.  At most ``num_retries`` retries
+    (``Service.retries`` is ignored when this is set); each try ends after
+    ``per_try_timeout_ms`` (a timed-out try is retried like ``reset``); between tries the proxy
+    waits a random time in [0, min(``backoff_max_ms``, ``backoff_base_ms`` * 2^(try-1))].
+    Only requests whose body was fully buffered (or had none) are retried.
+    """
+
+    num_retries: int = Field(ge=0)
+    retry_on: tuple[str, ...] = ()
+    retriable_status_codes: tuple[int, ...] = ()
+    per_try_timeout_ms: int | None = None
+    backoff_base_ms: int = 25
+    backoff_max_ms: int = 250
 
 
 # --------------------------------------------------------------------------- clusters
@@ -168,8 +294,10 @@ class Healthchecks(Model):
     threshold: float = 0
 
 
-class Cluster(Model):
+class Cluster(ExtensibleModel):
     """A balanced set of endpoints: a Kong Upstream, or a Service's own host:port."""
+
+    OMIT_WHEN_DEFAULT = frozenset({"limits"})
 
     name: str
     endpoints: tuple[Endpoint, ...] = ()
@@ -188,6 +316,23 @@ class Cluster(Model):
     healthchecks: Healthchecks = Healthchecks()
     host_header: str | None = None
     upstream_id: str | None = None  # the Kong Upstream id, when it came from one
+    limits: ConnectionLimits | None = None  # mesh circuit breaker; None = unlimited
+
+
+class ConnectionLimits(Model):
+    """Circuit-breaker limits of one cluster, per proxy process (None = unlimited).
+
+    ``max_connections``: open upstream connections to all endpoints together;
+    ``max_pending_requests``: requests waiting for a connection once that limit is reached;
+    ``max_requests``: requests in flight; ``max_retries``: retries in flight.  A request over
+    a limit is answered at once with 503 and ``meshgate-error: upstream overflow``; a TCP
+    connection over ``max_connections`` is closed.
+    """
+
+    max_connections: int | None = None
+    max_pending_requests: int | None = None
+    max_requests: int | None = None
+    max_retries: int | None = None
 
 
 # --------------------------------------------------------------------------- plugins, consumers

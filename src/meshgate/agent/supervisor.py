@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import os
 import socket
 import sys
 from typing import Any, Protocol
@@ -46,6 +47,7 @@ class NodeOptions:
     tls_verify_default: bool = False
     apply_timeout: float = 30.0
     drain_timeout: float = 10.0
+    plugins: str = "bundled"  # Kong's ``plugins`` setting: bundled plus third-party names
 
 
 def settings_to_dict(settings: ProxySettings) -> dict[str, Any]:
@@ -114,6 +116,7 @@ class _Worker:
                 "log_level": options.log_level,
                 "access_log": options.access_log,
                 "tls_verify_default": options.tls_verify_default,
+                "plugins": options.plugins,
             }
         )
 
@@ -121,6 +124,10 @@ class _Worker:
     async def _reap(process: asyncio.subprocess.Process, exited: asyncio.Event) -> None:
         await process.wait()
         exited.set()
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            from prometheus_client import multiprocess
+
+            multiprocess.mark_process_dead(process.pid)  # type: ignore[no-untyped-call]
 
     async def _read(self, reader: asyncio.StreamReader) -> None:
         decoder = FrameDecoder()

@@ -20,6 +20,7 @@ import uvloop
 from meshgate import snapshot
 from meshgate.agent.frames import FrameDecoder, encode
 from meshgate.agent.logs import configure_logging
+from meshgate.proxy.filters.registry import configure_plugins
 from meshgate.proxy.http.settings import ProxySettings
 from meshgate.proxy.runtime import ProxyRuntime
 
@@ -63,6 +64,7 @@ class WorkerSession:
         if kind == "settings":
             configure_logging(message.get("log_level", "info"), message.get("access_log", True))
             self._drain_timeout = float(message.get("drain_timeout", 10.0))
+            configure_plugins(str(message.get("plugins", "bundled")))
             raw = message["settings"]
             raw["trust_forwarded_from"] = tuple(raw.get("trust_forwarded_from", ()))
             self._runtime = ProxyRuntime(

@@ -28,6 +28,7 @@ from meshgate.controlplane.admin_api import NodeInfo, create_admin_app, serve_ad
 from meshgate.controlplane.gateway_node import GatewayNode, import_file
 from meshgate.demo.upstreams import start_echo_upstream
 from meshgate.errors import ConfigError
+from meshgate.proxy.filters.registry import configure_plugins
 from meshgate.proxy.http.settings import ProxySettings
 from meshgate.store import Store, open_store
 from meshgate.tasks import spawn
@@ -87,6 +88,12 @@ def run(
     demo_upstreams: bool = typer.Option(
         False, "--demo-upstreams", help="Also start the demo's echo upstreams on :9001 and :9002."
     ),
+    plugins: str = typer.Option(
+        "bundled",
+        "--plugins",
+        envvar="MESHGATE_PLUGINS",
+        help="Kong's plugins setting: 'bundled' and/or third-party plugin names, comma-separated.",
+    ),
 ) -> None:
     """Run a gateway node: proxies on --proxy-listen, Admin API on --admin-listen."""
     configure_logging(log_level, access_log == "on")
@@ -106,12 +113,18 @@ def run(
             log_level=log_level,
             access_log=access_log == "on",
             drain_timeout=drain_timeout,
+            plugins=plugins,
         ),
     )
     if plan.admin_listen is not None and not _is_loopback(plan.admin_listen[0]) and not admin_token:
         raise typer.BadParameter(
             "the Admin API listens beyond loopback: set --admin-token (or MESHGATE_ADMIN_TOKEN)"
         )
+    try:
+        configure_plugins(plugins)
+    except ConfigError as exc:
+        print_violations("--plugins", exc)
+        raise typer.Exit(2) from None
     try:
         node_settings = NodeSettings.from_proxy_listen(proxy_listen)
     except ConfigError as exc:

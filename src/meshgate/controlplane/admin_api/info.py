@@ -11,7 +11,7 @@ import hashlib
 import json
 import socket
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,12 +23,28 @@ KONG_COMPAT_VERSION = "3.9.3"
 """The Kong version meshgate's Admin API answers for (decK gates features on it)."""
 
 
-def _available_plugins() -> dict[str, int]:
-    registry = default_registry()
-    return {name: registry.get(name).priority for name in registry.names()}
+class _EnabledPlugins(Mapping[str, int]):
+    """Plugin name -> PRIORITY for the node's registry, read when asked (the ``plugins``
+    setting is applied at start, after this module is imported)."""
+
+    def _current(self) -> dict[str, int]:
+        registry = default_registry()
+        return {name: registry.get(name).priority for name in registry.names()}
+
+    def __getitem__(self, name: str) -> int:
+        return self._current()[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._current())
+
+    def __len__(self) -> int:
+        return len(self._current())
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and name in default_registry().names()
 
 
-AVAILABLE_PLUGINS: dict[str, int] = _available_plugins()
+AVAILABLE_PLUGINS: Mapping[str, int] = _EnabledPlugins()
 """Plugins this node runs (its ``plugins`` setting), by name, with their PRIORITY."""
 """Plugin name → priority (higher runs first), Kong 3.9 values."""
 

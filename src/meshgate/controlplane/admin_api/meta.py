@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from starlette.requests import Request
@@ -135,9 +136,19 @@ async def tags(request: Request) -> Response:
     return JSONResponse(body)
 
 
+@endpoint
+async def metrics(request: Request) -> Response:
+    """The node's Prometheus metrics (all workers summed), as Kong's Admin API serves them."""
+    from meshgate.plugins.prometheus.exposition import render_metrics
+
+    body, content_type = await asyncio.to_thread(render_metrics)
+    return Response(body, media_type=content_type)
+
+
 def meta_routes() -> list[Route]:
     return [
         Route("/", root, methods=["GET"]),
+        Route("/metrics", metrics, methods=["GET"]),
         Route("/status", status, methods=["GET"]),
         Route("/endpoints", endpoints, methods=["GET"]),
         Route("/plugins/enabled", plugins_enabled, methods=["GET"]),

@@ -1,0 +1,1 @@
+"""MeshCircuitBreaker: connection limits and outlier detection."""

@@ -1,0 +1,1 @@
+"""MeshHealthCheck: active health checks of destination endpoints."""

@@ -1,0 +1,1 @@
+"""MeshRetry: retries of outbound requests (HTTP) and connection attempts (TCP)."""

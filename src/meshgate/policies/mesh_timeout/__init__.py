@@ -1,0 +1,1 @@
+"""MeshTimeout: connection, idle and request timeouts of inbound and outbound traffic."""

@@ -1,0 +1,1 @@
+"""MeshTrafficPermission: identity-based allow/deny on inbounds."""
