@@ -269,4 +269,9 @@ def _print_banner(snap: snapshot.Snapshot, plan: RunPlan, admin_port: int | None
         f"  config {source}: {len(snap.services)} services, {len(snap.routes)} routes "
         f"(snapshot {snap.version})"
     )
+    http = next((ln for ln in snap.listeners if ln.protocol == "http"), None)
+    if http is not None:
+        lines.append(f"  try    curl -i http://{http.address}:{http.port}/")
+    if plan.admin_listen is not None:
+        lines.append(f"         curl -s http://{plan.admin_listen[0]}:{admin_port}/services")
     typer.echo("\n".join(lines), err=True)

@@ -136,6 +136,17 @@ def _classify(path: str) -> tuple[str, EntitySpec] | None:
 
 
 _STATIC: dict[tuple[str, str], dict[str, Any]] = {
+    ("GET", "/metrics"): {
+        "responses": {
+            "200": {
+                "description": "Prometheus text exposition of the node's metrics",
+                "content": {
+                    "text/plain; version=0.0.4; charset=utf-8": {"schema": {"type": "string"}}
+                },
+            },
+            "401": {"description": _ERROR_STATUSES[401], "content": _json(_ERROR)},
+        }
+    },
     ("POST", "/config"): {
         "parameters": [
             {"name": "check_hash", "in": "query", "schema": {"type": "string"}},

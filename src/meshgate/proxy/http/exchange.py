@@ -19,15 +19,15 @@ from meshgate.proxy.http.heads import (
     CRLF,
     VIA_LINE,
     is_websocket,
-    scan_response_headers,
     status_line,
 )
-from meshgate.proxy.http.pool import PoolKey, pool_key
+from meshgate.proxy.http.pool import PoolKey
 
 if TYPE_CHECKING:
     from meshgate.proxy.balancer import Balancer, Outcome, Target
     from meshgate.proxy.compiled import CompiledRoute, CompiledService
     from meshgate.proxy.filters.flow import ProxyContext
+    from meshgate.proxy.http.heads import ResponseFacts
     from meshgate.proxy.http.request import ProxyRequest
     from meshgate.proxy.http.server import HttpProxyProtocol
     from meshgate.proxy.http.upstream import UpstreamProtocol
@@ -127,9 +127,7 @@ class Exchange:
     # ------------------------------------------------------------------ target and connection
 
     def start(self) -> None:
-        self._pick()
-
-    def _pick(self) -> None:
+        """Pick a target and send the request (or answer 503); also each retry's step."""
         req = self.req
         target = self.balancer.pick(req, self.tried) if self.tried else self.balancer.pick(req)
         if target is None and self.tried:
@@ -139,12 +137,20 @@ class Exchange:
             return
         self._use(target, fresh=False)
 
+    _pick = start
+
     def _use(self, target: Target, *, fresh: bool) -> None:
         self.target = target
         self.balancer.on_request_start(target)
         self.target_started = self.client.clock.now
         svc = self.service
-        key = pool_key(target.address, target.port, svc.ssl_context, svc.server_hostname)
+        context = svc.ssl_context
+        key: PoolKey = (
+            target.address,
+            target.port,
+            0 if context is None else id(context),
+            svc.server_hostname,
+        )  # pool_key(), inlined
         pools = self.client.engine.pools
         conn = None if fresh else pools.acquire(key)
         if conn is not None:
@@ -257,14 +263,13 @@ class Exchange:
     # ------------------------------------------------------------------ response
 
     def on_response_head(
-        self, status: int, reason: bytes, headers: list[tuple[bytes, bytes]], keep_alive: bool
+        self, status: int, reason: bytes, facts: ResponseFacts, keep_alive: bool
     ) -> None:
         self.t_head = self.client.clock.now
         self.status = status
         self.upstream_keep_alive = keep_alive
         if self.target is not None:
             self.balancer.report(self.target, "http", status)
-        facts = scan_response_headers(headers)
         req = self.req
         client = self.client
         if status == 101:
@@ -359,14 +364,17 @@ class Exchange:
             self.bytes_sent += len(tail)
             self.client.transport.write(tail)
         conn = self.conn
+        client = self.client
         self.conn = None
         if conn is not None:
-            self.client.engine.pools.release(
+            client.engine.pools.release(
                 conn, self.upstream_keep_alive and self.request_sent and not self.until_close
             )
-        self._end_target()
+        target = self.target
+        if target is not None:  # _end_target(), inlined
+            self.balancer.on_request_end(target, client.clock.now - self.target_started)
         self.done = True
-        self.client.exchange_done(self)
+        client.exchange_done(self)
 
     # ------------------------------------------------------------------ failures
 

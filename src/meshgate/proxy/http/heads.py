@@ -113,7 +113,6 @@ class HeadError(Exception):
 
 
 _request_names: dict[bytes, bytes] = {}  # name as sent -> lower-case name if special, else b""
-_response_names: dict[bytes, bytes] = {}
 
 
 def _special_name(name: bytes, specials: frozenset[bytes], memo: dict[bytes, bytes]) -> bytes:
@@ -255,41 +254,55 @@ def connection_forwarded(client_ip: bytes, proto: bytes, port: bytes) -> bytes:
 class ResponseFacts:
     """What an upstream response head says about framing and connection reuse."""
 
-    __slots__ = ("chunked", "content_length", "kept", "upgrade")
+    __slots__ = ("chunked", "content_length", "extra_tokens", "kept", "upgrade")
 
     def __init__(self) -> None:
         self.content_length = -1
         self.chunked = False
         self.upgrade: bytes | None = None
         self.kept: list[bytes] = []
+        self.extra_tokens: list[bytes] | None = None  # headers Connection names: dropped at the end
+
+
+# Response header name as sent -> lower-case name if special, else b"" (filled on first sight).
+RESPONSE_NAMES: dict[bytes, bytes] = {}
+
+
+def add_response_header(facts: ResponseFacts, name: bytes, value: bytes) -> None:
+    """Classify one response header into ``facts`` (callers may inline the common cases)."""
+    lname = RESPONSE_NAMES.get(name)
+    if lname is None:
+        lname = _special_name(name, _RESPONSE_SPECIAL, RESPONSE_NAMES)
+    if not lname:
+        facts.kept.append(name + SEP + value + CRLF)
+    elif lname == b"content-length":
+        facts.content_length = int(value) if value.isdigit() else -1
+        facts.kept.append(name + SEP + value + CRLF)
+    elif lname == b"transfer-encoding":
+        facts.chunked = value.strip().lower().endswith(b"chunked")
+    elif lname == b"upgrade":
+        facts.upgrade = value
+    elif lname == b"connection" and value not in _SIMPLE_TOKENS:
+        for token in connection_tokens(value):
+            if token not in _PLAIN_TOKENS:
+                if facts.extra_tokens is None:
+                    facts.extra_tokens = []
+                facts.extra_tokens.append(token)
+
+
+def end_response_head(facts: ResponseFacts) -> None:
+    """Drop the headers the response's Connection header named (call once, after the last)."""
+    if facts.extra_tokens:
+        facts.kept = drop_named(facts.kept, facts.extra_tokens)
+        facts.extra_tokens = None
 
 
 def scan_response_headers(headers: list[tuple[bytes, bytes]]) -> ResponseFacts:
     """Classify an upstream response head; hop-by-hop headers are left out of ``kept``."""
     facts = ResponseFacts()
-    kept = facts.kept
-    extra_tokens: list[bytes] | None = None
-    memo = _response_names
     for name, value in headers:
-        lname = memo.get(name)
-        if lname is None:
-            lname = _special_name(name, _RESPONSE_SPECIAL, memo)
-        if not lname:
-            kept.append(name + SEP + value + CRLF)
-        elif lname == b"content-length":
-            facts.content_length = int(value) if value.isdigit() else -1
-            kept.append(name + SEP + value + CRLF)
-        elif lname == b"transfer-encoding":
-            facts.chunked = value.strip().lower().endswith(b"chunked")
-        elif lname == b"upgrade":
-            facts.upgrade = value
-        elif lname == b"connection" and value not in _SIMPLE_TOKENS:
-            for token in connection_tokens(value):
-                if token not in _PLAIN_TOKENS:
-                    extra_tokens = extra_tokens or []
-                    extra_tokens.append(token)
-    if extra_tokens:
-        facts.kept = drop_named(kept, extra_tokens)
+        add_response_header(facts, name, value)
+    end_response_head(facts)
     return facts
 
 

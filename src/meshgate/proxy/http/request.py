@@ -50,7 +50,19 @@ class ProxyRequest(RequestFacts):
     )
 
     def __init__(self, client_ip: str, started_at: float) -> None:
-        super().__init__()
+        # RequestFacts' fields, set here rather than through super().__init__ (hot path).
+        self.host: bytes | None = None
+        self.content_length = -1
+        self.chunked = False
+        self.upgrade: bytes | None = None
+        self.expect_continue = False
+        self.fwd_for: bytes | None = None
+        self.fwd_proto: bytes | None = None
+        self.fwd_host: bytes | None = None
+        self.fwd_port: bytes | None = None
+        self.fwd_prefix: bytes | None = None
+        self.real_ip: bytes | None = None
+        self.kept: list[bytes] = []
         self.client_ip = client_ip
         self.started_at = started_at
         self.url = b""

@@ -16,6 +16,7 @@ fails with a ``handshake_failure`` alert.
 from __future__ import annotations
 
 import asyncio
+import gc
 import socket
 import ssl
 from collections.abc import Sequence
@@ -29,6 +30,7 @@ from meshgate.proxy.tls.common import apply_defaults
 
 _engines: dict[int, HttpEngine] = {}  # id(RuntimeState) -> its engine in this process
 _server_engines: dict[int, HttpEngine] = {}  # id(asyncio.Server) -> engine
+_heap_frozen = False
 
 
 def engine_for(state: RuntimeState, settings: ProxySettings) -> HttpEngine:
@@ -102,7 +104,19 @@ async def start_http_listener(
         )
     engine.servers.append(server)
     _server_engines[id(server)] = engine
+    _freeze_startup_heap()
     return server
+
+
+def _freeze_startup_heap() -> None:
+    """Once per process: move everything allocated so far (modules, the first config) out of
+    the cyclic GC's reach, so the collections that per-request garbage triggers stop
+    re-traversing it.  Costs at most that first config's memory if it is ever dropped."""
+    global _heap_frozen
+    if not _heap_frozen:
+        _heap_frozen = True
+        gc.collect()
+        gc.freeze()
 
 
 async def drain(servers: Sequence[asyncio.Server], timeout: float) -> None:

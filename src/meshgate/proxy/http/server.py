@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Protocol, cast
 import httptools
 
 from meshgate.proxy.http import errors
-from meshgate.proxy.http.accesslog import build_record
+from meshgate.proxy.http.accesslog import access_logger, build_record
 from meshgate.proxy.http.clock import monotonic
 from meshgate.proxy.http.dispatch import dispatch
 from meshgate.proxy.http.exchange import buffer_body
@@ -38,6 +38,8 @@ if TYPE_CHECKING:
     from meshgate.proxy.http.websocket import Tunnel
 
 _log = logging.getLogger("meshgate.proxy")
+INFO = logging.INFO
+log_enabled = access_logger.isEnabledFor
 
 # What the connection is waiting for; decides which client timeout applies.
 PH_IDLE, PH_HEAD, PH_BODY, PH_WAIT = 0, 1, 2, 3
@@ -288,8 +290,16 @@ class HttpProxyProtocol(asyncio.Protocol):
             raise HeadError(413, "request-too-large", "Request size limit exceeded")
         if self.current is None:
             self.current = req
-            self._set_phase(PH_BODY if req.has_body else PH_WAIT)
-            self._start(req)
+            if req.has_body:
+                self._set_phase(PH_BODY)
+            else:
+                self.phase = PH_WAIT
+                if not self.write_paused:
+                    self.deadline = 0.0
+            if req.error is None:
+                dispatch(self, req)
+            else:
+                self._start(req)
         else:
             self.waiting.append(req)
             self._pause(PAUSE_PIPELINE)
@@ -329,7 +339,9 @@ class HttpProxyProtocol(asyncio.Protocol):
             if req.responded:
                 self._advance()
             else:
-                self._set_phase(PH_WAIT)
+                self.phase = PH_WAIT
+                if not self.write_paused:
+                    self.deadline = 0.0
 
     # ------------------------------------------------------------------ serving requests
 
@@ -396,8 +408,24 @@ class HttpProxyProtocol(asyncio.Protocol):
 
     def exchange_done(self, exchange: Exchange) -> None:
         req = exchange.req
-        close = exchange.close_after or self._must_close(req)
-        self._finish(req, exchange, exchange.status, exchange.bytes_sent, exchange.reason, close)
+        if (
+            exchange.close_after
+            or not req.keep_alive
+            or self.half_closed
+            or self.upgrade_buffer is not None
+            or not req.message_complete
+            or self.engine.state.draining
+        ):
+            close = exchange.close_after or self._must_close(req)
+            self._finish(
+                req, exchange, exchange.status, exchange.bytes_sent, exchange.reason, close
+            )
+            return
+        # The common case, inlined: a complete keep-alive request whose response is out.
+        req.responded = True
+        if req.ctx is not None or self.settings.on_access is not None or log_enabled(INFO):
+            self._log(req, exchange, exchange.status, exchange.bytes_sent, exchange.reason)
+        self._advance()
 
     def exchange_failed(self, exchange: Exchange, status: int, reason: str, message: str) -> None:
         self.reply(exchange.req, status, reason, message)
@@ -510,12 +538,15 @@ class HttpProxyProtocol(asyncio.Protocol):
             self._set_phase(PH_WAIT if nxt.message_complete else PH_BODY)
             self._start(nxt)
             return
-        self._resume(PAUSE_PIPELINE)
+        if self.pause_mask:
+            self._resume(PAUSE_PIPELINE)
         if self.parsing is not None:
             self.head_bytes = 0
             self._set_phase(PH_HEAD)
         else:
-            self._set_phase(PH_IDLE)
+            self.phase = PH_IDLE
+            if not self.write_paused:
+                self.deadline = self.clock.now + self.settings.keepalive_timeout
 
     def _set_phase(self, phase: int) -> None:
         self.phase = phase

@@ -14,6 +14,14 @@ from typing import TYPE_CHECKING, cast
 import httptools
 
 from meshgate.proxy.http.clock import monotonic
+from meshgate.proxy.http.heads import (
+    CRLF,
+    RESPONSE_NAMES,
+    SEP,
+    ResponseFacts,
+    add_response_header,
+    end_response_head,
+)
 
 if TYPE_CHECKING:
     from meshgate.proxy.http.exchange import Exchange
@@ -34,8 +42,8 @@ class UpstreamProtocol(asyncio.Protocol):
         "closed",
         "deadline",
         "exchange",
+        "facts",
         "head_only",
-        "headers",
         "interim",
         "key",
         "parser",
@@ -60,7 +68,7 @@ class UpstreamProtocol(asyncio.Protocol):
         self.read_timeout = 0.0  # > 0 while a response is awaited: each read re-arms it
         self.closed = False
         self.reason = b""
-        self.headers: list[tuple[bytes, bytes]] = []
+        self.facts: ResponseFacts | None = None  # the head being parsed, classified as it comes
         self.interim = False
         self.head_only = False
         self.upgraded = False
@@ -161,25 +169,38 @@ class UpstreamProtocol(asyncio.Protocol):
 
     def on_message_begin(self) -> None:
         self.reason = b""
-        self.headers = []
+        self.facts = ResponseFacts()
         self.interim = False
 
     def on_status(self, reason: bytes) -> None:
         self.reason += reason
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self.headers.append((name, value))
+        facts = self.facts
+        if facts is None:
+            return  # a chunked trailer: dropped
+        lname = RESPONSE_NAMES.get(name)
+        if lname == b"":
+            facts.kept.append(name + SEP + value + CRLF)
+        elif lname == b"content-length":
+            facts.content_length = int(value) if value.isdigit() else -1
+            facts.kept.append(name + SEP + value + CRLF)
+        else:
+            add_response_header(facts, name, value)
 
     def on_headers_complete(self) -> None:
+        facts = self.facts
+        assert facts is not None
+        self.facts = None
         status: int = self.parser.get_status_code()
         if 100 <= status < 200 and status != 101:
             self.interim = True  # 100 Continue, 103 Early Hints...: not relayed
             return
         exchange = self.exchange
         if exchange is not None:
-            exchange.on_response_head(
-                status, self.reason, self.headers, self.parser.should_keep_alive()
-            )
+            if facts.extra_tokens is not None:
+                end_response_head(facts)
+            exchange.on_response_head(status, self.reason, facts, self.parser.should_keep_alive())
             if self.head_only and status != 101:
                 raise _SkipBody
 

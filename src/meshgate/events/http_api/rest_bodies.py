@@ -1,0 +1,293 @@
+"""Confluent REST Proxy produce bodies, sans-io: v2 ``POST /topics/{t}`` and v3 ``.../records``.
+
+v2: ``Content-Type: application/vnd.kafka[.<format>].v2+json`` with format ``json``
+(embedded JSON: key/value are any JSON, stored as compact JSON text), ``binary`` (base64
+strings; the default when the format is omitted) or ``string`` (Strimzi's text: UTF-8
+strings). Body ``{"records": [{"key"?, "value", "partition"?, "headers"?}]}``; ``headers`` is
+Strimzi's ``[{"key", "value" (base64)}]``. Schema formats (avro, jsonschema, protobuf) are
+refused with 415: no schema registry here.
+
+v3: ``application/json`` body ``{"partition_id"?, "headers"?: [{"name", "value" (base64)}],
+"key"?: {"type", "data"}, "value"?: {"type", "data"}, "timestamp"?}`` with ``type`` in BINARY
+(base64), JSON (default) or STRING. Several records may be concatenated (Confluent's
+streaming mode); each gets its own delivery report.
+
+Every violation raises ``BodyError`` (HTTP 400, or ``status`` 415 for a media type).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from meshgate.events.api import RecordMetadata
+from meshgate.events.http_api.b64 import b64decode
+
+EmbeddedFormat = Literal["json", "binary", "string"]
+_SCHEMA_FORMATS = frozenset({"avro", "jsonschema", "protobuf"})
+MAX_RECORDS = 10_000
+
+
+class BodyError(ValueError):
+    def __init__(self, message: str, status: int = 400, error_code: int = 40001) -> None:
+        super().__init__(message)
+        self.status = status
+        self.error_code = error_code
+
+
+@dataclass(frozen=True, slots=True)
+class RestRecord:
+    key: bytes | None
+    value: bytes | None
+    partition: int | None = None
+    headers: tuple[tuple[str, bytes], ...] = ()
+    timestamp_ms: int | None = None
+
+
+def v2_format(content_type: str | None) -> EmbeddedFormat:
+    """The embedded format a v2 ``Content-Type`` names (415 for anything else)."""
+    media = (content_type or "").split(";", 1)[0].strip().lower()
+    if not media.startswith("application/vnd.kafka.") or not media.endswith(".v2+json"):
+        raise BodyError(f"unsupported Content-Type {media or '(none)'!r}", 415, 41501)
+    middle = media[len("application/vnd.kafka.") : -len(".v2+json")]
+    if middle in ("", "v2"):  # application/vnd.kafka.v2+json: binary assumed
+        return "binary"
+    if middle == "text":
+        return "string"
+    if middle in ("json", "binary", "string"):
+        return middle  # type: ignore[return-value]
+    if middle in _SCHEMA_FORMATS:
+        raise BodyError(f"embedded format {middle!r} needs a schema registry", 415, 41502)
+    raise BodyError(f"unknown embedded format {middle!r}", 415, 41501)
+
+
+def _load_json(body: bytes) -> Any:
+    try:
+        return json.loads(body)
+    except ValueError as exc:
+        raise BodyError(f"body is not valid JSON: {exc}", error_code=40002) from exc
+
+
+def _embedded(data: Any, fmt: EmbeddedFormat, what: str) -> bytes | None:
+    if data is None:
+        return None
+    if fmt == "json":
+        return json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode()
+    if not isinstance(data, str):
+        raise BodyError(f"{what} must be a {'base64 ' if fmt == 'binary' else ''}string")
+    if fmt == "string":
+        return data.encode("utf-8")
+    try:
+        return b64decode(data)
+    except ValueError as exc:
+        raise BodyError(f"{what} is not valid base64") from exc
+
+
+def _partition(value: Any, what: str) -> int | None:
+    if value is None:
+        return None
+    if type(value) is not int or value < 0:
+        raise BodyError(f"{what} must be a non-negative integer")
+    return value
+
+
+def _headers(items: Any, name_field: str, what: str) -> tuple[tuple[str, bytes], ...]:
+    if items is None:
+        return ()
+    if not isinstance(items, list):
+        raise BodyError(f"{what} must be a list")
+    out: list[tuple[str, bytes]] = []
+    for i, item in enumerate(items):
+        if not isinstance(item, dict) or not isinstance(item.get(name_field), str):
+            raise BodyError(f"{what}[{i}] needs a string {name_field!r}")
+        raw = item.get("value")
+        if raw is None:
+            out.append((item[name_field], b""))
+            continue
+        if not isinstance(raw, str):
+            raise BodyError(f"{what}[{i}].value must be a base64 string")
+        try:
+            out.append((item[name_field], b64decode(raw)))
+        except ValueError as exc:
+            raise BodyError(f"{what}[{i}].value is not valid base64") from exc
+    return tuple(out)
+
+
+def parse_v2_produce(body: bytes, fmt: EmbeddedFormat) -> list[RestRecord]:
+    doc = _load_json(body)
+    if not isinstance(doc, dict) or not isinstance(doc.get("records"), list):
+        raise BodyError('body must be an object with a "records" list', error_code=42201)
+    for schema_field in ("key_schema", "value_schema", "key_schema_id", "value_schema_id"):
+        if doc.get(schema_field) is not None:
+            raise BodyError(f"{schema_field} is not supported (no schema registry)", 422, 42201)
+    items = doc["records"]
+    if not items:
+        raise BodyError("records must not be empty", error_code=42202)
+    if len(items) > MAX_RECORDS:
+        raise BodyError(f"at most {MAX_RECORDS} records per request")
+    out: list[RestRecord] = []
+    for i, item in enumerate(items):
+        if not isinstance(item, dict):
+            raise BodyError(f"records[{i}] must be an object")
+        unknown = set(item) - {"key", "value", "partition", "headers", "timestamp"}
+        if unknown:
+            raise BodyError(f"records[{i}] has unknown fields {sorted(unknown)}")
+        out.append(
+            RestRecord(
+                key=_embedded(item.get("key"), fmt, f"records[{i}].key"),
+                value=_embedded(item.get("value"), fmt, f"records[{i}].value"),
+                partition=_partition(item.get("partition"), f"records[{i}].partition"),
+                headers=_headers(item.get("headers"), "key", f"records[{i}].headers"),
+                timestamp_ms=_timestamp(item.get("timestamp"), f"records[{i}].timestamp"),
+            )
+        )
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class V2Outcome:
+    """One record's result: stored (``metadata``) or failed (``error`` text, ``retriable``)."""
+
+    metadata: RecordMetadata | None = None
+    error: str | None = None
+    retriable: bool = False
+
+
+def v2_response(outcomes: Sequence[V2Outcome]) -> dict[str, Any]:
+    offsets: list[dict[str, Any]] = []
+    for outcome in outcomes:
+        if outcome.metadata is not None:
+            offsets.append({"partition": outcome.metadata.partition,
+                            "offset": outcome.metadata.offset,
+                            "error_code": None, "error": None})  # fmt: skip
+        else:
+            offsets.append({"partition": None, "offset": None,
+                            "error_code": 2 if outcome.retriable else 1,
+                            "error": outcome.error})  # fmt: skip
+    return {"offsets": offsets, "key_schema_id": None, "value_schema_id": None}
+
+
+# --------------------------------------------------------------------------- v3
+
+
+def _v3_data(item: Any, what: str) -> tuple[bytes | None, str]:
+    if item is None:
+        return None, "JSON"
+    if not isinstance(item, dict):
+        raise BodyError(f"{what} must be an object with type and data")
+    kind = item.get("type", "JSON")
+    unknown = set(item) - {"type", "data"}
+    if unknown:
+        raise BodyError(f"{what} has unsupported fields {sorted(unknown)} (no schema registry)")
+    if not isinstance(kind, str) or kind.upper() not in ("BINARY", "JSON", "STRING"):
+        raise BodyError(f"{what}.type must be BINARY, JSON or STRING")
+    kind = kind.upper()
+    data = item.get("data")
+    if data is None and kind != "JSON":
+        return None, kind
+    if kind == "JSON":
+        if "data" not in item:
+            return None, kind
+        return json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode(), kind
+    if not isinstance(data, str):
+        raise BodyError(f"{what}.data must be a string for type {kind}")
+    if kind == "STRING":
+        return data.encode("utf-8"), kind
+    try:
+        return b64decode(data), kind
+    except ValueError as exc:
+        raise BodyError(f"{what}.data is not valid base64") from exc
+
+
+def _timestamp(value: Any, what: str) -> int | None:
+    if value is None:
+        return None
+    if type(value) is int and value >= 0:
+        return value
+    if isinstance(value, str):
+        try:
+            return int(datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp() * 1000)
+        except ValueError:
+            pass
+    raise BodyError(f"{what} must be epoch milliseconds or an ISO 8601 date-time")
+
+
+@dataclass(frozen=True, slots=True)
+class V3Record:
+    record: RestRecord
+    value_type: str
+    key_type: str
+
+
+def parse_v3_records(body: bytes) -> list[V3Record]:
+    """One record object, or several concatenated (streaming mode)."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BodyError("body is not UTF-8") from exc
+    decoder = json.JSONDecoder()
+    docs: list[Any] = []
+    pos = len(text) - len(text.lstrip())
+    while pos < len(text):
+        try:
+            doc, end = decoder.raw_decode(text, pos)
+        except ValueError as exc:
+            raise BodyError(f"body is not valid JSON: {exc}") from exc
+        docs.append(doc)
+        if len(docs) > MAX_RECORDS:
+            raise BodyError(f"at most {MAX_RECORDS} records per request")
+        pos = end + len(text[end:]) - len(text[end:].lstrip())
+    if not docs:
+        raise BodyError("empty body")
+    return [_v3_record(doc, i) for i, doc in enumerate(docs)]
+
+
+def _v3_record(doc: Any, index: int) -> V3Record:
+    what = f"record {index}" if index else "record"
+    if not isinstance(doc, dict):
+        raise BodyError(f"{what} must be a JSON object")
+    unknown = set(doc) - {"partition_id", "headers", "key", "value", "timestamp"}
+    if unknown:
+        raise BodyError(f"{what} has unknown fields {sorted(unknown)}")
+    key, key_type = _v3_data(doc.get("key"), f"{what}.key")
+    value, value_type = _v3_data(doc.get("value"), f"{what}.value")
+    rec = RestRecord(
+        key=key,
+        value=value,
+        partition=_partition(doc.get("partition_id"), f"{what}.partition_id"),
+        headers=_headers(doc.get("headers"), "name", f"{what}.headers"),
+        timestamp_ms=_timestamp(doc.get("timestamp"), f"{what}.timestamp"),
+    )
+    return V3Record(rec, value_type, key_type)
+
+
+def v3_report(meta: RecordMetadata, rec: V3Record, cluster_id: str = "meshgate") -> dict[str, Any]:
+    stamp = iso_time(meta.timestamp)
+    report: dict[str, Any] = {
+        "error_code": 200,
+        "cluster_id": cluster_id,
+        "topic_name": meta.topic,
+        "partition_id": meta.partition,
+        "offset": meta.offset,
+        "timestamp": stamp,
+        "key": None,
+        "value": None,
+    }
+    if rec.record.key is not None:
+        report["key"] = {"type": rec.key_type, "size": len(rec.record.key)}
+    if rec.record.value is not None:
+        report["value"] = {"type": rec.value_type, "size": len(rec.record.value)}
+    return report
+
+
+def v3_error(status: int, message: str) -> dict[str, Any]:
+    return {"error_code": status, "message": message}
+
+
+def iso_time(timestamp_ms: int) -> str:
+    """``2021-02-05T19:14:42.123Z`` for epoch milliseconds."""
+    moment = datetime.fromtimestamp(timestamp_ms / 1000, tz=UTC)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")

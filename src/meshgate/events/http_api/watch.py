@@ -1,0 +1,123 @@
+"""Shared tail watchers: many waiting readers of a partition cost one long-poll per node.
+
+A reader that found nothing at its position calls ``Watchers.wait(topic, partitions,
+positions, timeout)``. Each (topic, partition) has at most one watcher task: it long-polls the
+log at the partition's end and wakes every waiter when the end moves. A waiter whose position
+is already below the known end returns at once, so a record appended between the reader's
+empty fetch and its wait is never missed. Idle watchers (no waiter for ``idle_seconds``) stop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping, Sequence
+
+from meshgate.events.api import EventLog
+from meshgate.events.errors import EventLogError
+from meshgate.tasks import spawn
+
+_log = logging.getLogger("meshgate.events.http")
+
+
+class _Watcher:
+    def __init__(self, log: EventLog, topic: str, partition: int, idle_seconds: float) -> None:
+        self.log = log
+        self.topic = topic
+        self.partition = partition
+        self.idle_seconds = idle_seconds
+        self.end: int | None = None
+        self.moved = asyncio.Event()
+        self.ready = asyncio.Event()
+        self.waiters = 0
+        self.task: asyncio.Task[None] | None = None
+
+    def _signal(self) -> None:
+        self.moved.set()
+        self.moved = asyncio.Event()
+
+    async def run(self, poll_wait: float) -> None:
+        loop = asyncio.get_running_loop()
+        idle_since = loop.time()
+        while True:
+            try:
+                if self.end is None:
+                    self.end = await self.log.latest(self.topic, self.partition)
+                    self.ready.set()
+                result = await self.log.fetch(
+                    self.topic, self.partition, self.end, max_records=1, max_wait=poll_wait
+                )
+                end = max(result.high_watermark, *(r.offset + 1 for r in result.records), 0)
+                if end != self.end:
+                    self.end = end
+                    self._signal()
+            except EventLogError as exc:
+                _log.debug("watcher %s[%d]: %s", self.topic, self.partition, exc)
+                self.end = None
+                self._signal()  # let waiters retry (and see the error themselves)
+                await asyncio.sleep(1.0)
+            if self.waiters:
+                idle_since = loop.time()
+            elif loop.time() - idle_since > self.idle_seconds:
+                return
+
+
+class Watchers:
+    """Node-wide registry of partition watchers for one log."""
+
+    def __init__(
+        self, log: EventLog, *, poll_wait: float = 5.0, idle_seconds: float = 30.0
+    ) -> None:
+        self.log = log
+        self.poll_wait = poll_wait
+        self.idle_seconds = idle_seconds
+        self._watchers: dict[tuple[str, int], _Watcher] = {}
+
+    def _watcher(self, topic: str, partition: int) -> _Watcher:
+        key = (topic, partition)
+        watcher = self._watchers.get(key)
+        if watcher is None or watcher.task is None or watcher.task.done():
+            watcher = _Watcher(self.log, topic, partition, self.idle_seconds)
+            watcher.task = spawn(
+                watcher.run(self.poll_wait), name=f"events watch {topic}[{partition}]"
+            )
+            self._watchers[key] = watcher
+        return watcher
+
+    async def wait(
+        self,
+        topic: str,
+        partitions: Sequence[int],
+        positions: Mapping[int, int],
+        timeout: float,
+    ) -> bool:
+        """Until one partition has data past its position (True) or ``timeout`` (False)."""
+        if timeout <= 0 or not partitions:
+            return False
+        watchers = [self._watcher(topic, p) for p in partitions]
+        for w in watchers:
+            w.waiters += 1
+        try:
+            async with asyncio.timeout(timeout):
+                await asyncio.gather(*(w.ready.wait() for w in watchers))
+                while True:
+                    for w, p in zip(watchers, partitions, strict=True):
+                        if w.end is not None and w.end > positions.get(p, 0):
+                            return True
+                    events = [asyncio.ensure_future(w.moved.wait()) for w in watchers]
+                    try:
+                        await asyncio.wait(events, return_when=asyncio.FIRST_COMPLETED)
+                    finally:
+                        for event in events:
+                            event.cancel()
+        except TimeoutError:
+            return False
+        finally:
+            for w in watchers:
+                w.waiters -= 1
+
+    async def close(self) -> None:
+        for watcher in self._watchers.values():
+            if watcher.task is not None:
+                watcher.task.cancel()
+        self._watchers.clear()

@@ -1,0 +1,1 @@
+"""kafka-rest: a Confluent-REST-shaped produce API (v2 and v3 bodies) on a route."""

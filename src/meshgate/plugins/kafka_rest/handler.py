@@ -1,0 +1,182 @@
+"""kafka-rest: Confluent REST Proxy produce on a route (the route's path prefix is ignored).
+
+* ``POST .../topics/{topic}`` and ``.../topics/{topic}/partitions/{p}`` — v2 bodies
+  (``application/vnd.kafka.{json,binary}.v2+json``) → ``{"offsets": [...], "key_schema_id":
+  null, "value_schema_id": null}``; per-record failures are ``error_code`` 1 (non-retriable) or
+  2 (retriable) entries; when every record failed the HTTP status says why, with Confluent's
+  ``{"error_code": <status>01, "message"}`` body.
+* ``POST .../v3/clusters/{cluster}/topics/{topic}/records`` or ``.../topics/{topic}/records`` —
+  v3 record(s) → delivery report(s) (``error_code`` 200); one failing record → its HTTP error.
+* ``GET .../topics`` (names) and ``GET .../topics/{topic}`` (v2 metadata).
+Invalid body → 400, unsupported media type → 415, too large → 413, unknown topic → 404.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from typing import Any
+
+from meshgate.events.api import ProduceRecord, RecordMetadata
+from meshgate.events.errors import EventLogError
+from meshgate.events.http_api import rest_bodies as rest
+from meshgate.events.http_api.acl import TopicAcl, acl_groups
+from meshgate.events.http_api.logs import event_log_for
+from meshgate.events.http_api.problems import HttpProblem, problem_for
+from meshgate.events.http_api.produce import KONG_ACKS, check_sizes, produce_checked
+from meshgate.events.http_api.support import shared_groups
+from meshgate.proxy.filters.api import CompileEnv, PluginHandler, RequestContext
+from meshgate.snapshot import PluginInstance
+
+from .schema import Config
+
+_PRODUCE = re.compile(
+    r"(?:/v3/clusters/(?P<cluster>[^/]+))?/topics/(?P<topic>[A-Za-z0-9._-]+)"
+    r"(?:/partitions/(?P<partition>\d+)|(?P<records>/records))?/?$"
+)
+_LIST = re.compile(r"/topics/?$")
+JSON_V2 = "application/vnd.kafka.v2+json"
+JSON = "application/json"
+
+
+def _v2_error(problem: HttpProblem) -> HttpProblem:
+    return problem.with_body({"error_code": problem.status * 100 + 1, "message": problem.message})
+
+
+def _v3_error(problem: HttpProblem) -> HttpProblem:
+    return problem.with_body(rest.v3_error(problem.status, problem.message))
+
+
+class Handler(PluginHandler):
+    name = "kafka-rest"
+    PRIORITY = 751
+    VERSION = "0.1.0"
+    needs_body = True
+
+    def __init__(self, config: Config, instance: PluginInstance, env: CompileEnv) -> None:
+        super().__init__(config, instance, env)
+        self.conf = config
+        self.body_limit = config.max_request_bytes
+        self.event_log = event_log_for(config, env)
+        self.acks = KONG_ACKS[config.producer_request_acks]
+        self.timeout = config.producer_request_timeout / 1000
+        self.allowed = set(config.allowed_topics) if config.allowed_topics is not None else None
+        self.acl = TopicAcl(config.acl, acl_groups(env.credentials("acls")))
+
+    def access(self, ctx: RequestContext) -> Any:
+        return self._handle(ctx)
+
+    async def _handle(self, ctx: RequestContext) -> None:
+        v3 = "/records" in ctx.path or "/v3/" in ctx.path
+        try:
+            status, body, content_type = await self._serve(ctx)
+        except HttpProblem as problem:
+            shaped = _v3_error(problem) if v3 else _v2_error(problem)
+            ctx.exit(shaped.status, shaped.body, shaped.headers)
+        ctx.exit(status, body, {"Content-Type": content_type})
+
+    async def _serve(self, ctx: RequestContext) -> tuple[int, bytes, str]:
+        path = ctx.path
+        if ctx.method == "GET" and _LIST.search(path):
+            names = await self._call(self.event_log.list_topics())
+            if self.allowed is not None:
+                names = [n for n in names if n in self.allowed]
+            return 200, json.dumps(sorted(names)).encode(), JSON_V2
+        match = _PRODUCE.search(path)
+        if match is None:
+            raise HttpProblem(404, "Not found", "event-rest-no-endpoint")
+        topic = match.group("topic")
+        if self.allowed is not None and topic not in self.allowed:
+            raise HttpProblem(404, f"topic {topic!r} not found", "event-topic-unknown")
+        if ctx.method == "GET" and not match.group("records") and not match.group("partition"):
+            return await self._describe(topic)
+        if ctx.method != "POST":
+            raise HttpProblem(405, "Method not allowed", "event-rest-method")
+        self.acl.check("produce", topic, ctx.consumer, shared_groups(ctx.shared))
+        body = ctx.raw_body(self.body_limit)
+        try:
+            if match.group("records") or match.group("cluster"):
+                return await self._v3(topic, body)
+            fmt = rest.v2_format(ctx.header("content-type"))
+            records = rest.parse_v2_produce(body, fmt)
+        except rest.BodyError as exc:
+            raise HttpProblem(exc.status, str(exc), "event-bad-body") from exc
+        partition = match.group("partition")
+        if partition is not None:
+            records = [
+                rest.RestRecord(r.key, r.value, int(partition), r.headers, r.timestamp_ms)
+                for r in records
+            ]
+        return 200, json.dumps(await self._v2(topic, records)).encode(), JSON_V2
+
+    async def _call(self, awaitable: Any) -> Any:
+        try:
+            return await awaitable
+        except EventLogError as exc:
+            raise problem_for(exc) from exc
+
+    async def _describe(self, topic: str) -> tuple[int, bytes, str]:
+        info = await self._call(self.event_log.describe_topic(topic))
+        doc = {
+            "name": info.name,
+            "configs": info.config,
+            "partitions": [
+                {"partition": p, "leader": 0, "replicas": [{"broker": 0, "leader": True,
+                                                            "in_sync": True}]}
+                for p in range(info.partitions)
+            ],
+        }  # fmt: skip
+        return 200, json.dumps(doc).encode(), JSON_V2
+
+    async def _produce(self, topic: str, records: list[rest.RestRecord]) -> list[RecordMetadata]:
+        partition = records[0].partition
+        produced = [ProduceRecord(r.key, r.value, r.headers, r.timestamp_ms) for r in records]
+        return await produce_checked(
+            self.event_log, self.conf, topic, produced,
+            partition=partition, acks=self.acks, timeout=self.timeout,
+        )  # fmt: skip
+
+    async def _v2(self, topic: str, records: list[rest.RestRecord]) -> dict[str, Any]:
+        check_sizes(
+            [ProduceRecord(r.key, r.value, r.headers) for r in records], self.conf.max_record_bytes
+        )
+        groups: dict[int | None, list[int]] = {}
+        for index, record in enumerate(records):
+            groups.setdefault(record.partition, []).append(index)
+        batches = list(groups.values())
+        results = await asyncio.gather(
+            *(self._produce(topic, [records[i] for i in batch]) for batch in batches),
+            return_exceptions=True,
+        )
+        outcomes: list[rest.V2Outcome] = [rest.V2Outcome()] * len(records)
+        problems: list[HttpProblem] = []
+        for batch, result in zip(batches, results, strict=True):
+            if isinstance(result, HttpProblem):
+                problems.append(result)
+                for i in batch:
+                    outcomes[i] = rest.V2Outcome(error=result.message,
+                                                 retriable=result.status == 503)  # fmt: skip
+            elif isinstance(result, BaseException):
+                raise result
+            else:
+                for i, meta in zip(batch, result, strict=True):
+                    outcomes[i] = rest.V2Outcome(metadata=meta)
+        if len(problems) == len(batches):
+            raise problems[0]
+        return rest.v2_response(outcomes)
+
+    async def _v3(self, topic: str, body: bytes) -> tuple[int, bytes, str]:
+        parsed = rest.parse_v3_records(body)
+        if len(parsed) == 1:
+            meta = (await self._produce(topic, [parsed[0].record]))[0]
+            report = rest.v3_report(meta, parsed[0], self.conf.cluster_id)
+            return 200, json.dumps(report).encode(), JSON
+        reports: list[dict[str, Any]] = []
+        for item in parsed:  # streaming mode: one report per record, in order
+            try:
+                meta = (await self._produce(topic, [item.record]))[0]
+                reports.append(rest.v3_report(meta, item, self.conf.cluster_id))
+            except HttpProblem as problem:
+                reports.append(rest.v3_error(problem.status, problem.message))
+        return 200, b"".join(json.dumps(r).encode() for r in reports), JSON
