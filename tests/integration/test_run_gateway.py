@@ -172,3 +172,19 @@ def test_routes_explain_names_the_winner(tmp_path: Path, echo_upstreams: EchoUps
     )
     assert none.returncode == 1
     assert "404" in none.stdout
+
+
+def test_events_asyncapi_lists_the_demo_topics() -> None:
+    demo = Path(__file__).parents[2] / "examples" / "demo.yaml"
+    proc = subprocess.run(
+        [*MESHGATE, "events", "asyncapi", "-c", str(demo)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    import json
+
+    doc = json.loads(proc.stdout)
+    assert doc["asyncapi"] == "3.0.0"
+    assert "orders" in doc["channels"]

@@ -79,6 +79,9 @@ def test_db_less_admin_is_read_only(tmp_path: Path, echo_upstreams: EchoUpstream
         assert status == 405
         assert "DB-less" in body["message"]
         assert gw.echo("/a")["upstream"] == "echo-2"
+        status, doc = admin(gw, "GET", "/asyncapi.json")
+        assert status == 200
+        assert doc["asyncapi"] == "3.0.0"
     finally:
         gw.stop()
 

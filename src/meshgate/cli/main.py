@@ -6,6 +6,7 @@ import typer
 
 from meshgate import __version__
 from meshgate.cli.config_cmd import config_app
+from meshgate.cli.events_cmd import events_app
 from meshgate.cli.routes_cmd import routes_app
 from meshgate.cli.run_cmd import run
 
@@ -20,6 +21,7 @@ app = typer.Typer(
 app.command("run")(run)
 app.add_typer(config_app, name="config")
 app.add_typer(routes_app, name="routes")
+app.add_typer(events_app, name="events")
 
 
 @app.command("version")

@@ -145,9 +145,24 @@ async def metrics(request: Request) -> Response:
     return Response(body, media_type=content_type)
 
 
+@endpoint
+async def asyncapi(request: Request) -> Response:
+    """AsyncAPI 3 document of the event routes (kafka-* plugins) in the stored config."""
+    from meshgate.compiler import NodeSettings, compile_gateway
+    from meshgate.events.http_api.asyncapi import asyncapi_document
+    from meshgate.resources.from_entities import config_from_entities
+
+    ctx = context(request)
+    dump = await ctx.store.dump_all()
+    node = NodeSettings.from_proxy_listen(", ".join(ctx.node.proxy_listen))
+    snap = compile_gateway(config_from_entities(dump.entities), node)
+    return JSONResponse(asyncapi_document(snap))
+
+
 def meta_routes() -> list[Route]:
     return [
         Route("/", root, methods=["GET"]),
+        Route("/asyncapi.json", asyncapi, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
         Route("/status", status, methods=["GET"]),
         Route("/endpoints", endpoints, methods=["GET"]),

@@ -108,8 +108,10 @@ def _forwarded(
     elif route.strip_path and match.matched_path and not match.matched_path.startswith("~"):
         prefix = match.matched_path.encode("utf-8", "surrogateescape")
     if not trusted:
+        host = req.host or b""
         per_request = (
-            client.fwd_static + b"X-Forwarded-Host: " + hostname_of(req.host or b"")
+            client.fwd_static + b"X-Forwarded-Host: "
+            + (hostname_of(host) if host[:1] == b"[" else host.partition(b":")[0])
             + b"\r\nX-Forwarded-Path: " + req.raw_path + b"\r\n"
         )  # fmt: skip
         if prefix:

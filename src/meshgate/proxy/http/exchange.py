@@ -256,9 +256,14 @@ class Exchange:
             if self.req.chunked:
                 self.req.body_buffer.append(LAST_CHUNK)
             return
+        conn = self.conn
         if self.req.chunked:
-            self.conn.transport.write(LAST_CHUNK)
-        self._request_sent()
+            conn.transport.write(LAST_CHUNK)
+        self.request_sent = True  # _request_sent(), inlined
+        conn.read_timeout = read_timeout = self.service.read_timeout
+        client = self.client
+        if not client.write_paused:
+            conn.deadline = client.clock.now + read_timeout
 
     # ------------------------------------------------------------------ response
 

@@ -425,6 +425,7 @@ class HttpProxyProtocol(asyncio.Protocol):
         req.responded = True
         if req.ctx is not None or self.settings.on_access is not None or log_enabled(INFO):
             self._log(req, exchange, exchange.status, exchange.bytes_sent, exchange.reason)
+        req.exchange = None  # break the req <-> exchange cycle: both are freed right away
         self._advance()
 
     def exchange_failed(self, exchange: Exchange, status: int, reason: str, message: str) -> None:
