@@ -22,7 +22,7 @@ from meshgate.controlplane.tls_default import with_default_certificate
 from meshgate.errors import ConfigError
 from meshgate.resources.declarative import parse_text
 from meshgate.resources.from_entities import config_from_entities
-from meshgate.store import Store
+from meshgate.store import Entity, Store
 from meshgate.tasks import spawn
 
 _log = logging.getLogger("meshgate.node")
@@ -62,12 +62,20 @@ class GatewayNode:
         self._task: asyncio.Task[None] | None = None
 
     async def compile_current(self) -> tuple[int, snapshot.Snapshot]:
-        """The store's current revision and its compiled snapshot (``ConfigError`` if invalid)."""
+        """The store's current revision and its compiled snapshot (``ConfigError`` if invalid).
+
+        Validation and compilation run in a thread: with thousands of routes they take long
+        enough that doing them on the event loop would stall the traffic it serves.
+        """
         dump = await self.store.dump_all()
-        config = config_from_entities(dump.entities)
+        snap = await asyncio.to_thread(self._compile, dump.entities)
+        return dump.revision, snap
+
+    def _compile(self, entities: list[Entity]) -> snapshot.Snapshot:
+        config = config_from_entities(entities)
         snap = compile_gateway(config, self.node)
         snap, self._tls_default = with_default_certificate(snap, self._tls_default)
-        return dump.revision, snap
+        return snap
 
     async def start(self) -> None:
         """Compile and start the proxy on the current revision, then follow the change feed."""
@@ -79,6 +87,8 @@ class GatewayNode:
     async def sync(self) -> bool:
         """Apply the store's current revision if it is new; False when it was refused."""
         async with self._lock:
+            if await self.store.revision() <= self.applied_revision:
+                return True  # another caller applied it while this one waited for the lock
             try:
                 revision, snap = await self.compile_current()
             except ConfigError as exc:
