@@ -43,6 +43,8 @@ bench: $(STAMP)
 clean: services-down
 	rm -rf $(VENV) .services .pytest_cache .mypy_cache .ruff_cache
 
-# Real clients the suite drives (decK from the Go module proxy); tests that need a missing one skip.
-tools:
+# Real clients the suite drives (decK from the Go module proxy, wrk, nginx, Envoy); tests that
+# need a missing one skip with a reason.
+tools: $(STAMP)
 	bash scripts/tools/deck.sh >/dev/null || echo "WARNING: decK could not be built; its tests will skip" >&2
+	bash bench/install.sh >/dev/null || echo "WARNING: wrk/nginx/Envoy missing; the bench harness test will skip" >&2
