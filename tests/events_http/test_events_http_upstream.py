@@ -267,7 +267,8 @@ def test_request_reply_async_poll_from_another_node(tmp_path: Path) -> None:
         assert pending.headers["retry-after"] == ["1"]
         await _replier(h, "orders", "replies")
         # a second node (fresh node resources, same log, same secret) answers the poll
-        other = build("kafka-upstream", config, {})
+        other_res: dict[str, Any] = {}
+        other = build("kafka-upstream", config, other_res)
         other.event_log = h.event_log  # type: ignore[attr-defined]
         other.replies.log = h.event_log  # type: ignore[attr-defined]
         done = await call(other, FakeContext("GET", location))
@@ -276,5 +277,6 @@ def test_request_reply_async_poll_from_another_node(tmp_path: Path) -> None:
         tampered = await call(h, FakeContext("GET", location[:-3] + "AAA"))
         assert tampered.status == 400
         await close_logs(res)
+        await close_logs(other_res)
 
     run(scenario())
