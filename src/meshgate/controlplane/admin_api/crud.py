@@ -146,13 +146,9 @@ class EntityOps:
         if scope is not None:
             body = {**body, scope.field: {"id": scope.parent_id}}
         async with self.store.transaction() as tx:
-            doc = await build_document(
-                tx, spec, body, entity_id=entity_id, existing=None,
-                new_password="password" in body, skip_hash=skip_hash,
-            )  # fmt: skip
-            stored = await _write(tx, spec, "insert", doc)
-            await self._sync_snis(tx, spec, stored, body)
-            result = await present(tx, spec, stored)
+            result = await self._save(
+                tx, spec, "insert", body, body, entity_id, None, skip_hash=skip_hash
+            )
         await self.notify()
         return result
 
@@ -184,13 +180,9 @@ class EntityOps:
                     )
                 body[field] = key
                 entity_id = str(existing["id"]) if existing else str(body.get("id") or uuid.uuid4())
-            doc = await build_document(
-                tx, spec, body, entity_id=entity_id, existing=existing,
-                new_password="password" in body, skip_hash=skip_hash,
-            )  # fmt: skip
-            stored = await _write(tx, spec, "upsert", doc)
-            await self._sync_snis(tx, spec, stored, body)
-            result = await present(tx, spec, stored)
+            result = await self._save(
+                tx, spec, "upsert", body, body, entity_id, existing, skip_hash=skip_hash
+            )
         await self.notify()
         return result
 
@@ -212,13 +204,9 @@ class EntityOps:
             merged = merge(base, body, references)
             if scope is not None:
                 merged[scope.field] = {"id": scope.parent_id}
-            doc = await build_document(
-                tx, spec, merged, entity_id=str(existing["id"]), existing=existing,
-                new_password="password" in body, skip_hash=skip_hash,
-            )  # fmt: skip
-            stored = await _write(tx, spec, "update", doc)
-            await self._sync_snis(tx, spec, stored, body)
-            result = await present(tx, spec, stored)
+            result = await self._save(
+                tx, spec, "update", merged, body, str(existing["id"]), existing, skip_hash=skip_hash
+            )
         await self.notify()
         return result
 
@@ -230,6 +218,28 @@ class EntityOps:
                 return
             await delete_cascade(tx, spec, existing)
         await self.notify()
+
+    async def _save(
+        self,
+        tx: Transaction,
+        spec: EntitySpec,
+        mode: str,
+        document: dict[str, Any],
+        body: Mapping[str, Any],
+        entity_id: str,
+        existing: Doc | None,
+        *,
+        skip_hash: bool,
+    ) -> Doc:
+        """Validate ``document``, write it (``mode``: insert/upsert/update), sync a certificate's
+        SNIs from the request ``body``; returns the entity as the API shows it."""
+        doc = await build_document(
+            tx, spec, document, entity_id=entity_id, existing=existing,
+            new_password="password" in body, skip_hash=skip_hash,
+        )  # fmt: skip
+        stored = await _write(tx, spec, mode, doc)
+        await self._sync_snis(tx, spec, stored, body)
+        return await present(tx, spec, stored)
 
     async def _sync_snis(
         self, tx: Transaction, spec: EntitySpec, certificate: Doc, body: Mapping[str, Any]
