@@ -158,7 +158,11 @@ def test_vanished_sse_clients_free_their_streams(tmp_path: Path) -> None:
     from meshgate import tasks
 
     def streaming() -> int:
-        return sum(1 for t in tasks.running() if t.get_name() == "plugin kafka-consume route sse")
+        return sum(
+            1
+            for t in tasks.running()
+            if t.get_name() == "plugin kafka-consume route sse" and t.get_loop() is gw.loop
+        )
 
     routes, plugins = _setup(tmp_path)
     with live_gateway(plugins=plugins, routes=routes) as gw:

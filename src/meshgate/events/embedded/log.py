@@ -20,6 +20,7 @@ in one process (the supervisor) and reaching it from the others (not built here)
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shutil
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -121,8 +122,17 @@ class EmbeddedEventLog:
             reader_threads=reader_threads,
             retention_check_seconds=retention_check_seconds,
         )
+        opening = log._writer.submit(log._open_files)
         try:
-            log._topics, log._partitions = await log._on_writer(log._open_files)
+            log._topics, log._partitions = await asyncio.wrap_future(opening)
+        except asyncio.CancelledError:
+            # The writer thread opens the files whether or not we wait: close what it opened.
+            with contextlib.suppress(Exception):
+                log._topics, log._partitions = opening.result()
+                log._close_files()
+            log._writer.shutdown()
+            log._readers.shutdown()
+            raise
         except BaseException:
             log._writer.shutdown()
             log._readers.shutdown()
