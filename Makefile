@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint fmt bench services-up services-down clean tools
+.PHONY: run test lint fmt bench bench-events services-up services-down clean tools
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -39,6 +39,10 @@ fmt: $(STAMP)
 bench: $(STAMP)
 	bash bench/install.sh
 	$(BIN)/python bench/run.py
+
+bench-events: $(STAMP) services-up
+	bash bench/install.sh
+	eval "$$(bash scripts/services/env.sh)" && $(BIN)/python bench/events_bench.py
 
 clean: services-down
 	rm -rf $(VENV) .services .pytest_cache .mypy_cache .ruff_cache

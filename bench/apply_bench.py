@@ -1,6 +1,6 @@
 """Live-apply bench: Admin API write latency at 10, 1,000 and 10,000 routes while wrk runs.
 
-For each size N: start an nginx upstream and ``meshgate run --store sqlite:///…`` with the Admin
+For each worker count (``--workers 1,2``) and each size N: start an nginx upstream and ``meshgate run --store sqlite:///…`` with the Admin
 API on, load N routes with ``POST /config`` (timed), start wrk on one route, PATCH the paths of
 another route K times (each round trip timed: the node answers a write only once every proxy
 worker runs it, so the round trip is the apply latency an operator sees), stop wrk, check that
@@ -37,10 +37,12 @@ from harness_wrk import WrkError, parse_wrk_output
 from run import RESULTS_DIR, log, pin_prefixes
 
 DEFAULT_SIZES = "10,1000,10000"
+DEFAULT_WORKERS = "1,2"
 
 
 @dataclass(frozen=True)
 class SizeResult:
+    workers: int
     routes: int
     load_s: float
     applies: int
@@ -201,7 +203,9 @@ def stop_wrk(process: subprocess.Popen[str]) -> str:
     return stdout
 
 
-def measure_size(options: argparse.Namespace, total_routes: int, workdir: Path) -> SizeResult:
+def measure_size(
+    options: argparse.Namespace, workers: int, total_routes: int, workdir: Path
+) -> SizeResult:
     tools = systems.find_tools(options.meshgate_bin, None)
     if tools.wrk is None:
         raise StartError("wrk not found (bash bench/install.sh)")
@@ -211,7 +215,7 @@ def measure_size(options: argparse.Namespace, total_routes: int, workdir: Path) 
     try:
         upstream = systems.start_upstream(supervisor, tools, workdir, load_pin)
         node, admin_port = start_node(supervisor, tools.meshgate, workdir / "meshgate",
-                                      proxy_pin, options.workers)  # fmt: skip
+                                      proxy_pin, workers)  # fmt: skip
         log(f"[{total_routes} routes] node pid {node.pid}, proxy :{node.port}, admin :{admin_port}")
         admin = AdminClient(admin_port, options.write_timeout)
         status, body, load_s = admin.send(
@@ -275,6 +279,7 @@ def measure_size(options: argparse.Namespace, total_routes: int, workdir: Path) 
     if not apply_ms:
         raise StartError(f"no PATCH succeeded at {total_routes} routes")
     return SizeResult(
+        workers=workers,
         routes=total_routes,
         load_s=load_s,
         applies=len(apply_ms),
@@ -300,9 +305,9 @@ def measure_size(options: argparse.Namespace, total_routes: int, workdir: Path) 
 
 def format_table(results: list[SizeResult]) -> str:
     header = (
-        f"{'routes':>7} {'load':>9} {'n':>4} {'apply p50':>10} {'p99':>9} {'max':>9} "
+        f"{'workers':>7} {'routes':>7} {'load':>9} {'n':>4} {'apply p50':>10} {'p99':>9} {'max':>9} "
         f"{'visible p50':>12} {'p99':>9} {'max':>9} {'last<1s':>7} "
-        f"{'wrk req':>9} {'non-2xx':>8} {'sock err':>8} {'failed':>6}"
+        f"{'wrk req':>9} {'non-2xx':>8} {'sock err':>8} {'errors':>6} {'failed':>6}"
     )
     rows = [header]
     for result in results:
@@ -311,13 +316,15 @@ def format_table(results: list[SizeResult]) -> str:
             if result.last_change_served_after_s is None
             else f"{result.last_change_served_after_s * 1000:.0f}ms"
         )
+        errors = result.wrk_non_2xx + result.wrk_socket_errors
         rows.append(
-            f"{result.routes:>7,} {result.load_s * 1000:>7.0f}ms {result.applies:>4} "
+            f"{result.workers:>7} {result.routes:>7,} {result.load_s * 1000:>7.0f}ms {result.applies:>4} "
             f"{result.apply_p50_ms:>8.1f}ms {result.apply_p99_ms:>7.1f}ms "
             f"{result.apply_max_ms:>7.1f}ms {result.visible_p50_ms:>10.1f}ms "
             f"{result.visible_p99_ms:>7.1f}ms {result.visible_max_ms:>7.1f}ms "
             f"{served:>7} {result.wrk_requests:>9,} "
-            f"{result.wrk_non_2xx:>8} {result.wrk_socket_errors:>8} {result.failed_writes:>6}"
+            f"{result.wrk_non_2xx:>8} {result.wrk_socket_errors:>8} {errors:>6} "
+            f"{result.failed_writes:>6}"
         )
     return "\n".join(rows)
 
@@ -332,6 +339,16 @@ def parse_sizes(text: str) -> list[int]:
     return sizes
 
 
+def parse_workers(text: str) -> list[int]:
+    try:
+        counts = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"bad --workers {text!r}: {error}") from None
+    if not counts or min(counts) < 1:
+        raise argparse.ArgumentTypeError("--workers needs counts of at least 1")
+    return counts
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add = parser.add_argument
@@ -342,7 +359,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds to wait for each change to be served (default 30)")  # fmt: skip
     add("--settle", type=float, default=1.0, help="seconds of traffic before and after")
     add("--connections", type=int, default=50, help="wrk connections (default 50)")
-    add("--workers", type=int, default=1, help="meshgate run --workers (default 1)")
+    add("--workers", type=parse_workers, default=parse_workers(DEFAULT_WORKERS),
+        help=f"meshgate run --workers, one run per count (default {DEFAULT_WORKERS})")  # fmt: skip
     add("--write-timeout", type=float, default=60.0, help="Admin API client timeout, s")
     add("--meshgate-bin", help="meshgate executable (default .venv/bin/meshgate)")
     add("--proxy-cpu", type=int, default=0, help="core for meshgate")
@@ -367,22 +385,23 @@ def main(argv: list[str] | None = None) -> int:
     started = datetime.datetime.now(datetime.UTC)
     load_at_start = os.getloadavg()
     results: list[SizeResult] = []
-    errors: dict[int, str] = {}
-    for total_routes in options.sizes:
-        workdir = Path(tempfile.mkdtemp(prefix=f"meshgate-apply-{total_routes}-"))
-        try:
-            results.append(measure_size(options, total_routes, workdir))
-        except (StartError, WrkError, OSError) as error:
-            errors[total_routes] = str(error)
-            log(f"size {total_routes} failed: {error}")
-        except KeyboardInterrupt:
-            log("interrupted: every server stopped")
-            return 130
-        finally:
-            shutil.rmtree(workdir, ignore_errors=True)
+    errors: dict[str, str] = {}
+    for workers in options.workers:
+        for total_routes in options.sizes:
+            workdir = Path(tempfile.mkdtemp(prefix=f"meshgate-apply-{total_routes}-"))
+            try:
+                results.append(measure_size(options, workers, total_routes, workdir))
+            except (StartError, WrkError, OSError) as error:
+                errors[f"{workers}w/{total_routes}"] = str(error)
+                log(f"{workers} workers, size {total_routes} failed: {error}")
+            except KeyboardInterrupt:
+                log("interrupted: every server stopped")
+                return 130
+            finally:
+                shutil.rmtree(workdir, ignore_errors=True)
     print(format_table(results))
-    for total_routes, reason in errors.items():
-        print(f"failed {total_routes}: {reason.splitlines()[0]}")
+    for label, reason in errors.items():
+        print(f"failed {label}: {reason.splitlines()[0]}")
     print(f"load average {load_at_start[0]:.2f} at start, {os.getloadavg()[0]:.2f} at end")
     if not options.no_save:
         out = options.out or RESULTS_DIR / f"apply-{started.strftime('%Y%m%dT%H%M%SZ')}.json"
@@ -395,7 +414,7 @@ def main(argv: list[str] | None = None) -> int:
             "python": platform.python_version(),
             "load_average": {"start": load_at_start, "end": os.getloadavg()},
             "results": [asdict(result) for result in results],
-            "errors": {str(size): reason for size, reason in errors.items()},
+            "errors": errors,
         }
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(document, indent=1) + "\n")

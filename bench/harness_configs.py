@@ -195,3 +195,38 @@ def kong_many_routes(upstream_port: int, total_routes: int) -> str:
 
 def routes_request_path() -> str:
     return route_path(ROUTES_HIT_INDEX) + "/"
+
+
+# The plugins case: key-auth + rate-limiting (never triggers) + prometheus on the route.
+BENCH_API_KEY = "bench-key-0123456789"
+PLUGINS_HEADERS = {"apikey": BENCH_API_KEY}
+PLUGINS_ON_ROUTE = ("key-auth", "rate-limiting", "prometheus")
+
+
+def kong_plugins_route(upstream_port: int, plugins: tuple[str, ...] = PLUGINS_ON_ROUTE) -> str:
+    """``kong_single_route`` plus a consumer with a key and ``plugins`` on the route:
+    key-auth (header ``apikey``), rate-limiting (local policy, 10**9/s: never refuses) and
+    prometheus (status code, latency and bandwidth metrics)."""
+    configs = {
+        "key-auth": "{key_names: [apikey]}",
+        "rate-limiting": "{second: 1000000000, policy: local}",
+        "prometheus": "{status_code_metrics: true, latency_metrics: true, bandwidth_metrics: true}",
+    }
+    lines = [
+        '_format_version: "3.0"\n',
+        "services:\n",
+        "- name: bench\n",
+        f"  url: http://127.0.0.1:{upstream_port}\n",
+        "  routes:\n",
+        "  - name: bench\n",
+        '    paths: ["/"]\n',
+    ]
+    if plugins:
+        lines.append("    plugins:\n")
+        lines += [f"    - {{name: {name}, config: {configs[name]}}}\n" for name in plugins]
+    lines += [
+        "consumers:\n",
+        "- username: bench-user\n",
+        f"  keyauth_credentials: [{{key: {BENCH_API_KEY}}}]\n",
+    ]
+    return "".join(lines)

@@ -32,10 +32,12 @@ def free_port() -> int:
         return port
 
 
-def http_get(port: int, path: str, timeout_s: float = 2.0) -> tuple[int, bytes]:
+def http_get(
+    port: int, path: str, timeout_s: float = 2.0, headers: dict[str, str] | None = None
+) -> tuple[int, bytes]:
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout_s)
     try:
-        connection.request("GET", path)
+        connection.request("GET", path, headers=headers or {})
         response = connection.getresponse()
         return response.status, response.read()
     finally:

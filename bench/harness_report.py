@@ -56,6 +56,9 @@ RATIO_PAIRS = (
     ("envoy", "nginx"),
     ("direct", "nginx"),
     ("meshgate-10k", "meshgate-1route"),
+    ("meshgate-plugins", "nginx"),
+    ("meshgate-plugins", "envoy"),
+    ("meshgate-plugins", "meshgate"),
 )
 
 
@@ -103,6 +106,31 @@ def case_ratios(measurements: list[Measurement], case: str) -> dict[str, float]:
             if value is not None:
                 ratios[f"{top}/{bottom} {label}"] = value
     return ratios
+
+
+def plugins_delta(
+    measurements: list[Measurement], case: str, with_plugins: str, without: str
+) -> dict[str, float] | None:
+    """What the plugins add per request, medians over rounds of same-round differences:
+    ``cpu_us`` (proxy CPU µs/request) and ``wall_us`` (1e6/rps: with one proxy core busy at
+    c=50 this is the time the core spends per request)."""
+    by_round: dict[int, dict[str, Measurement]] = {}
+    for m in measurements:
+        if m.case == case:
+            by_round.setdefault(m.round, {})[m.system] = m
+    cpu: list[float | None] = []
+    wall: list[float | None] = []
+    for systems in by_round.values():
+        top, bottom = systems.get(with_plugins), systems.get(without)
+        if top is None or bottom is None or not top.rps or not bottom.rps:
+            continue
+        wall.append(1e6 / top.rps - 1e6 / bottom.rps)
+        if top.cpu_us_per_req is not None and bottom.cpu_us_per_req is not None:
+            cpu.append(top.cpu_us_per_req - bottom.cpu_us_per_req)
+    wall_us, cpu_us = _median(wall), _median(cpu)
+    if wall_us is None or cpu_us is None:
+        return None
+    return {"cpu_us": cpu_us, "wall_us": wall_us}
 
 
 def _format_latency(value_us: float | None) -> str:

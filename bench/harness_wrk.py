@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 _UNIT_TO_US = {"us": 1.0, "ms": 1_000.0, "s": 1_000_000.0, "m": 60_000_000.0, "h": 3_600_000_000.0}
@@ -60,7 +61,12 @@ def parse_wrk_output(text: str) -> WrkResult:
 
 
 def wrk_command(
-    wrk_bin: str, url: str, connections: int, duration_s: int, pin_prefix: list[str]
+    wrk_bin: str,
+    url: str,
+    connections: int,
+    duration_s: int,
+    pin_prefix: list[str],
+    headers: Mapping[str, str] | None = None,
 ) -> list[str]:
     if not url.startswith("http://127.0.0.1:"):
         raise ValueError(f"the bench only targets 127.0.0.1, not {url}")
@@ -73,14 +79,20 @@ def wrk_command(
         f"-c{connections}",
         f"-d{duration_s}s",
         "--latency",
+        *[part for name, value in (headers or {}).items() for part in ("-H", f"{name}: {value}")],
         url,
     ]
 
 
 def run_wrk(
-    wrk_bin: str, url: str, connections: int, duration_s: int, pin_prefix: list[str]
+    wrk_bin: str,
+    url: str,
+    connections: int,
+    duration_s: int,
+    pin_prefix: list[str],
+    headers: Mapping[str, str] | None = None,
 ) -> WrkResult:
-    argv = wrk_command(wrk_bin, url, connections, duration_s, pin_prefix)
+    argv = wrk_command(wrk_bin, url, connections, duration_s, pin_prefix, headers)
     completed = subprocess.run(
         argv, capture_output=True, text=True, timeout=duration_s + 60, check=False
     )

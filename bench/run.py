@@ -39,15 +39,18 @@ from harness_procs import (
 from harness_wrk import WrkError, WrkResult, run_wrk
 
 ALL_SYSTEMS = ("direct", "nginx", "envoy", "meshgate")
-DEFAULT_CASES = "small-c1,small-c50,1k-c1,1k-c50,routes-c50"
+DEFAULT_CASES = "small-c1,small-c50,1k-c1,1k-c50,routes-c50,plugins-c1,plugins-c50"
 ROUTES_SYSTEMS = ("meshgate-1route", "meshgate-10k")
+# The plugins case: plain nginx and Envoy, meshgate without and with the plugins.
+PLUGINS_SYSTEMS = ("nginx", "envoy", "meshgate", "meshgate-plugins")
+CASE_KINDS = ("small", "1k", "routes", "plugins")
 RESULTS_DIR = systems.REPO / "bench" / "results"
 
 
 @dataclass(frozen=True)
 class Case:
     name: str
-    kind: str  # "small", "1k" or "routes"
+    kind: str  # one of CASE_KINDS
     connections: int
 
     @property
@@ -57,17 +60,28 @@ class Case:
         return configs.routes_request_path() if self.kind == "routes" else "/"
 
     @property
+    def headers(self) -> dict[str, str]:
+        return dict(configs.PLUGINS_HEADERS) if self.kind == "plugins" else {}
+
+    @property
     def expected_body(self) -> bytes:
         return (configs.KIB_BODY if self.kind == "1k" else configs.SMALL_BODY).encode()
 
     def systems(self, selected: list[str]) -> list[str]:
         if self.kind == "routes":
             return list(ROUTES_SYSTEMS) if "meshgate" in selected else []
+        if self.kind == "plugins":
+            with_plugins = {*selected, "meshgate-plugins"} if "meshgate" in selected else selected
+            return [system for system in PLUGINS_SYSTEMS if system in with_plugins]
         return [system for system in ALL_SYSTEMS if system in selected]
 
     def title(self, duration_s: int, rounds: int) -> str:
         body = "1 KiB" if self.kind == "1k" else "5 B"
-        what = "meshgate 10k routes vs 1 route, " if self.kind == "routes" else ""
+        what = {
+            "routes": "meshgate 10k routes vs 1 route, ",
+            "plugins": "meshgate-plugins = key-auth + rate-limiting + prometheus on the route "
+            "(apikey header sent to all), nginx/Envoy plain proxies, ",
+        }.get(self.kind, "")
         return (
             f"{self.name}: {what}GET {self.path} ({body}), c={self.connections}, "
             f"{rounds} x {duration_s} s, medians"
@@ -78,9 +92,10 @@ def parse_cases(text: str) -> list[Case]:
     cases = []
     for name in filter(None, (part.strip() for part in text.split(","))):
         kind, _, connections = name.rpartition("-c")
-        if kind not in ("small", "1k", "routes") or not connections.isdigit():
+        if kind not in CASE_KINDS or not connections.isdigit():
             raise argparse.ArgumentTypeError(
-                f"bad case {name!r}: expected small-cN, 1k-cN or routes-cN (N connections)"
+                f"bad case {name!r}: expected small-cN, 1k-cN, routes-cN or plugins-cN "
+                "(N connections)"
             )
         if int(connections) < 1:
             raise argparse.ArgumentTypeError(f"bad case {name!r}: needs at least 1 connection")
@@ -119,6 +134,9 @@ def build_parser() -> argparse.ArgumentParser:
     add("--out", type=Path, help="JSON results path (default bench/results/<timestamp>.json)")
     add("--no-save", action="store_true", help="print the tables only")
     add("--keep-tmp", action="store_true", help="keep configs and logs of the run")
+    add("--plugin-cost-iterations", type=int, default=20_000,
+        help="requests per plugin in the in-process per-plugin cost table printed after a "
+        "plugins case (0: skip the table)")  # fmt: skip
     return parser
 
 
@@ -186,6 +204,10 @@ class Bench:
                 self.supervisor, self.tools, self.workdir, self.proxy_pin, "meshgate-1route",
                 configs.kong_many_routes(upstream.port, 1), self.options.meshgate_workers, 30,
             ),
+            "meshgate-plugins": lambda: meshgate(
+                self.supervisor, self.tools, self.workdir, self.proxy_pin, "meshgate-plugins",
+                configs.kong_plugins_route(upstream.port), self.options.meshgate_workers, 30,
+            ),
             "meshgate-10k": lambda: meshgate(
                 self.supervisor, self.tools, self.workdir, self.proxy_pin, "meshgate-10k",
                 configs.kong_many_routes(upstream.port, self.options.routes),
@@ -214,7 +236,7 @@ class Bench:
                 if server is None or system in self.skipped:
                     continue
                 try:
-                    status, body = http_get(server.port, case.path)
+                    status, body = http_get(server.port, case.path, headers=case.headers)
                 except OSError as error:
                     status, body = 0, str(error).encode()
                 if status != 200 or body != case.expected_body:
@@ -239,14 +261,23 @@ class Bench:
         for case in self.options.cases:
             for system in self.runnable(case):
                 try:
-                    self._wrk(self.servers[system], case.path, 50, self.options.warmup)
+                    self._wrk(
+                        self.servers[system], case.path, 50, self.options.warmup, case.headers
+                    )
                 except WrkError as error:
                     self.skip(system, f"failed its warm-up: {error}")
 
-    def _wrk(self, server: Server, path: str, connections: int, duration_s: int) -> WrkResult:
+    def _wrk(
+        self,
+        server: Server,
+        path: str,
+        connections: int,
+        duration_s: int,
+        headers: dict[str, str] | None = None,
+    ) -> WrkResult:
         assert self.tools.wrk is not None
         url = f"http://127.0.0.1:{server.port}{path}"
-        return run_wrk(self.tools.wrk, url, connections, duration_s, self.load_pin)
+        return run_wrk(self.tools.wrk, url, connections, duration_s, self.load_pin, headers)
 
     def measure(self, case: Case, system: str, round_number: int) -> None:
         server, upstream = self.servers[system], self.servers["direct"]
@@ -256,7 +287,9 @@ class Bench:
         busy_before, mine_before = machine_busy_s(), own_and_reaped_children_cpu_s()
         wall_before = time.monotonic()
         try:
-            result = self._wrk(server, case.path, case.connections, self.options.duration)
+            result = self._wrk(
+                server, case.path, case.connections, self.options.duration, case.headers
+            )
         except WrkError as error:
             if server.process.poll() is not None:
                 self.skip(system, f"exited during the run; log tail:\n{server.log_tail()}")
@@ -315,6 +348,35 @@ class Bench:
         self.supervisor.stop_all()
 
 
+def plugin_cost_section(
+    options: argparse.Namespace, measurements: list[report.Measurement]
+) -> dict[str, object] | None:
+    """After a plugins case: the end-to-end delta (with vs without plugins, same rounds) and
+    the in-process per-plugin table of ``plugin_cost``, printed and returned for the JSON."""
+    cases = [case.name for case in options.cases if case.kind == "plugins"]
+    if not cases or not any(m.system == "meshgate-plugins" for m in measurements):
+        return None
+    deltas = {}
+    for name in cases:
+        delta = report.plugins_delta(measurements, name, "meshgate-plugins", "meshgate")
+        if delta is not None:
+            deltas[name] = delta
+    rows = []
+    if options.plugin_cost_iterations > 0:
+        import plugin_cost  # imports meshgate: only when the table is wanted
+
+        log(f"per-plugin cost: {options.plugin_cost_iterations} requests per chain, in-process")
+        if not options.no_pin and hasattr(os, "sched_setaffinity"):
+            os.sched_setaffinity(0, {options.proxy_cpu})
+        rows = plugin_cost.measure(options.plugin_cost_iterations)
+    print(plugin_cost.format_table(rows, deltas) if rows else "\n".join(
+        f"end-to-end {name}: meshgate-plugins - meshgate = {d['cpu_us']:+.1f} µs CPU/request, "
+        f"{d['wall_us']:+.1f} µs/request from RPS" for name, d in deltas.items()
+    ))  # fmt: skip
+    print()
+    return {"end_to_end": deltas, "in_process": [vars(row) for row in rows]}
+
+
 def _raise_exit(signum: int, _frame: FrameType | None) -> None:
     raise SystemExit(128 + signum)
 
@@ -354,6 +416,7 @@ def main(argv: list[str] | None = None) -> int:
                                        case.title(options.duration, options.rounds),
                                        case_systems[case.name]))  # fmt: skip
         print()
+    plugin_cost = plugin_cost_section(options, bench.measurements)
     for name, reason in bench.skipped.items():
         print(f"skipped {name}: {reason.splitlines()[0] if reason else ''}")
     if not options.no_save:
@@ -372,6 +435,7 @@ def main(argv: list[str] | None = None) -> int:
             "skipped": bench.skipped,
             "server_pids": bench.server_pids,
             "load_average": {"start": load_at_start, "end": os.getloadavg()},
+            "plugin_cost": plugin_cost,
         }
         report.write_results(
             out, report.results_document(bench.measurements, case_systems, metadata)

@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from types import ModuleType
 
@@ -85,6 +86,8 @@ def test_wrk_targets_only_loopback_and_whole_seconds() -> None:
     argv = wrk_command("wrk", "http://127.0.0.1:9/x", 50, 3, ["taskset", "-c", "1"])
     assert argv == ["taskset", "-c", "1", "wrk", "-t1", "-c50", "-d3s", "--latency",
                     "http://127.0.0.1:9/x"]  # fmt: skip
+    with_key = wrk_command("wrk", "http://127.0.0.1:9/", 50, 3, [], {"apikey": "k"})
+    assert with_key[-3:] == ["-H", "apikey: k", "http://127.0.0.1:9/"]
     with pytest.raises(ValueError, match=r"127\.0\.0\.1"):
         wrk_command("wrk", "http://10.0.0.1:9/", 1, 1, [])
     with pytest.raises(ValueError, match="seconds"):
@@ -163,6 +166,36 @@ def test_cli_flags_parse_cases_systems_and_quick() -> None:
         bench_run.parse_args(["--cases", "huge-c5"])
     with pytest.raises(SystemExit):
         bench_run.parse_args(["--systems", "direct,haproxy"])
+
+
+def test_plugins_case_runs_meshgate_with_and_without_plugins_and_sends_the_key() -> None:
+    options = bench_run.parse_args(["--cases", "plugins-c50", "--systems", "nginx,meshgate"])
+    (case,) = options.cases
+    assert case.systems(options.systems) == ["nginx", "meshgate", "meshgate-plugins"]
+    assert case.systems(["nginx", "envoy"]) == ["nginx", "envoy"]
+    assert case.headers == {"apikey": configs.BENCH_API_KEY}
+    assert bench_run.parse_args(["--cases", "small-c50"]).cases[0].headers == {}
+    assert "plugins-c50" in bench_run.DEFAULT_CASES
+    document = yaml.safe_load(configs.kong_plugins_route(4321))
+    (route,) = document["services"][0]["routes"]
+    assert [p["name"] for p in route["plugins"]] == ["key-auth", "rate-limiting", "prometheus"]
+    assert route["plugins"][1]["config"] == {"second": 10**9, "policy": "local"}
+    assert document["consumers"][0]["keyauth_credentials"] == [{"key": configs.BENCH_API_KEY}]
+
+
+def test_plugins_delta_is_the_median_of_same_round_differences() -> None:
+    rows = [
+        _measurement("meshgate", 1, 1000.0, 50.0),
+        _measurement("meshgate-plugins", 1, 800.0, 60.0),
+        _measurement("meshgate", 2, 2000.0, 40.0),
+        _measurement("meshgate-plugins", 2, 1000.0, 55.0),
+    ]
+    rows = [replace(m, case="plugins-c50") for m in rows]
+    delta = report.plugins_delta(rows, "plugins-c50", "meshgate-plugins", "meshgate")
+    assert delta is not None
+    # cpu per round: (60-50)*2 = 20 and (55-40)*2 = 30 (user and sys each); wall: 250, 500
+    assert delta == {"cpu_us": 25.0, "wall_us": 375.0}
+    assert report.plugins_delta(rows, "plugins-c50", "meshgate-plugins", "nginx") is None
 
 
 def _measurement(
@@ -338,3 +371,21 @@ def test_harness_compares_proxies_and_route_counts_in_one_run(tmp_path: Path) ->
     assert "meshgate-10k/meshgate-1route rps" in document["cases"]["routes-c2"]["ratios"]
     assert "meshgate/nginx rps" in done.stdout
     _assert_servers_stopped(document)
+
+
+def test_plugin_cost_runs_the_real_chain_of_the_plugins_case() -> None:
+    import plugin_cost
+
+    rows = plugin_cost.measure(iterations=30, repeats=1)
+    assert [row.name for row in rows] == [
+        "runtime", "key-auth", "rate-limiting", "prometheus", "all plugins",
+    ]  # fmt: skip
+    table = plugin_cost.format_table(rows, {"plugins-c50": {"cpu_us": 12.5, "wall_us": 20.0}})
+    assert "key-auth" in table
+    assert "+12.5 µs CPU/request" in table
+    runner = plugin_cost._Runner()
+    chain = runner.chain(runner.every)
+    assert chain.names == ("key-auth", "rate-limiting", "prometheus")
+    runner.headers = [(b"Host", b"x")]  # no key: key-auth refuses, and the timing says so
+    with pytest.raises(RuntimeError, match="refused"):
+        runner.once(chain)

@@ -48,6 +48,7 @@ route_fields = st.fixed_dictionaries(
         "created_at": st.integers(0, 2),
         "strip_path": st.booleans(),
         "protocols": st.sampled_from([("http", "https"), ("https",), ("grpc",), ("tcp",)]),
+        "priority": st.one_of(st.none(), st.integers(-1, 2)),
     }
 )
 
@@ -171,3 +172,35 @@ def test_host_index_equals_naive_scan(fields: list[dict[str, Any]], host: str, p
     assert outcome(router.match("GET", host, path)) == outcome(
         router._naive_match("GET", host, path)
     )
+
+
+LISTENERS = ["l1", "l2", "l3"]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(route_fields, max_size=10),
+    st.lists(st.lists(st.sampled_from(LISTENERS[:2]), max_size=2, unique=True), max_size=10),
+    st.lists(requests, min_size=1, max_size=6),
+)
+def test_per_listener_routers_equal_scan_of_their_routes(
+    fields: list[dict[str, Any]], scopes: list[list[str]], reqs: list[Any]
+) -> None:
+    routes = [
+        r.model_copy(update={"listeners": tuple(scopes[n]) if n < len(scopes) else ()})
+        for n, r in enumerate(make_routes(fields))
+    ]
+    default, per_listener = Router.build_per_listener([(r, r.id) for r in routes])
+    if not any(r.listeners for r in routes):
+        assert per_listener is None
+    for name in LISTENERS:
+        router = default if per_listener is None else per_listener.get(name, default)
+        served = [r for r in routes if not r.listeners or name in r.listeners]
+        reference: Router[str] = Router.build([(r, r.id) for r in served])
+        for method, host, path, headers, sni in reqs:
+            found = router.match(method, host, path, headers, sni)
+            assert outcome(found) == outcome(
+                reference._naive_match(method, host, path, headers, sni)
+            )
+            if found is not None:
+                assert not found.route.listeners or name in found.route.listeners

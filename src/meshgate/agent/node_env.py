@@ -27,10 +27,18 @@ class NodeEnvironment:
         if metrics.exists():  # values of a previous run would be summed into ours
             shutil.rmtree(metrics)
         metrics.mkdir()
+        names = ("MESHGATE_RUNTIME_DIR", "MESHGATE_NODE_ID", "PROMETHEUS_MULTIPROC_DIR")
+        self._previous = {name: os.environ.get(name) for name in names}
         os.environ["MESHGATE_RUNTIME_DIR"] = str(self.runtime_dir)
         os.environ["MESHGATE_NODE_ID"] = self.node_id
         os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(metrics))
 
     def close(self) -> None:
+        """Remove the directory (when made here) and put the environment back as it was."""
+        for name, value in self._previous.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
         if self._owned:
             shutil.rmtree(self.runtime_dir, ignore_errors=True)

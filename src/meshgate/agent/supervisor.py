@@ -2,7 +2,9 @@
 
 The supervisor owns the current snapshot: it starts workers, hands each the settings and the
 snapshot, waits for their acknowledgements, pushes every new snapshot to all of them, and
-restarts a worker that dies (giving it the current snapshot).  ``InProcessProxy`` offers the
+restarts a worker that dies (giving it the current snapshot).  A new snapshot goes out as a
+delta from the one the worker runs (``agent.snapshot_diff``), encoded once for all workers;
+a worker that starts, restarts or runs another version gets the whole snapshot.  ``InProcessProxy`` offers the
 same interface for ``--workers 1``, where a second process would only add a hop.
 """
 
@@ -19,6 +21,7 @@ from typing import Any, Protocol
 
 from meshgate import snapshot
 from meshgate.agent.frames import FrameDecoder, encode
+from meshgate.agent.snapshot_diff import diff
 from meshgate.proxy.http.settings import ProxySettings
 from meshgate.proxy.runtime import ProxyRuntime
 from meshgate.tasks import spawn
@@ -91,6 +94,8 @@ class _Worker:
         self.replies: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self.ports: dict[str, int] = {}
         self.exited = asyncio.Event()
+        self.version: str | None = None  # the snapshot version the worker acknowledged last
+        self.full_pushes = 0  # whole snapshots sent (the rest went as deltas)
 
     async def spawn(self, options: NodeOptions) -> None:
         ours, theirs = socket.socketpair()
@@ -103,6 +108,7 @@ class _Worker:
             pass_fds=[theirs.fileno()],
         )
         theirs.close()
+        self.version = None
         self.exited = asyncio.Event()
         spawn(self._reap(self.process, self.exited), name=f"worker-{self.index}-reaper")
         reader, self.writer = await asyncio.open_connection(sock=ours)
@@ -140,11 +146,31 @@ class _Worker:
         assert self.writer is not None
         self.writer.write(encode(message))
 
-    async def push(self, snap: snapshot.Snapshot, timeout: float) -> None:
+    def send_frame(self, frame: bytes) -> None:
+        assert self.writer is not None
+        self.writer.write(frame)
+
+    async def push(
+        self, snap: snapshot.Snapshot, timeout: float, delta: tuple[str, bytes] | None = None
+    ) -> None:
+        """Make the worker run ``snap``: ``delta`` is ``(base version, encoded delta frame)``,
+        used when the worker runs that base; otherwise (or if it refuses) the whole snapshot."""
+        if delta is not None and self.version == delta[0]:
+            self.send_frame(delta[1])
+            reply = await asyncio.wait_for(self.replies.get(), timeout)
+            if reply.get("type") == "ack":
+                self._acknowledged(reply)
+                return
+            _log.info("worker %d refused a delta (%s): full snapshot", self.index, reply)
+        self.full_pushes += 1
         self.send({"type": "snapshot", "snapshot": snap.to_json()})
         reply = await asyncio.wait_for(self.replies.get(), timeout)
         if reply.get("type") != "ack":
             raise ApplyError(f"worker {self.index}: {reply.get('error', reply.get('type'))}")
+        self._acknowledged(reply)
+
+    def _acknowledged(self, reply: dict[str, Any]) -> None:
+        self.version = reply.get("version")
         self.ports = dict(reply.get("ports", {}))
 
     def alive(self) -> bool:
@@ -170,8 +196,15 @@ class WorkerPool:
 
     async def apply(self, snap: snapshot.Snapshot) -> None:
         async with self._lock:
+            delta = None
+            if self._snapshot is not None:
+                old = self._snapshot
+                frame = await asyncio.to_thread(
+                    lambda: encode({"type": "delta", "delta": diff(old, snap)})
+                )
+                delta = (old.version, frame)
             results = await asyncio.gather(
-                *(w.push(snap, self._options.apply_timeout) for w in self._workers),
+                *(w.push(snap, self._options.apply_timeout, delta) for w in self._workers),
                 return_exceptions=True,
             )
             errors = [r for r in results if isinstance(r, BaseException)]
@@ -216,9 +249,21 @@ class WorkerPool:
             except TimeoutError:
                 worker.process.kill()
                 await worker.process.wait()
+            if worker.writer is not None:
+                worker.writer.close()
+                with contextlib.suppress(OSError, ConnectionError):
+                    await worker.writer.wait_closed()
 
     def ports(self) -> dict[str, int]:
         return dict(self._workers[0].ports) if self._workers else {}
+
+    def full_pushes(self) -> list[int]:
+        """Per worker, how many whole snapshots it was sent (start, restarts, resyncs)."""
+        return [w.full_pushes for w in self._workers]
+
+    def versions(self) -> list[str | None]:
+        """Per worker, the snapshot version it acknowledged last."""
+        return [w.version for w in self._workers]
 
     def pids(self) -> list[int]:
         return [w.process.pid for w in self._workers if w.process is not None]

@@ -2,7 +2,9 @@
 
 Started as ``python -m meshgate.agent.worker --control-fd N`` by ``agent.supervisor``.  Every
 snapshot is acknowledged (``ack`` with its version) or refused (``nack`` with the reason); a
-refused snapshot leaves the running one in place.  When the supervisor goes away or says
+refused snapshot leaves the running one in place.  After the first snapshot the supervisor
+usually sends a ``delta`` (``agent.snapshot_diff``) from the version running here; a delta
+for another version is refused and the supervisor sends the whole snapshot.  When the supervisor goes away or says
 ``shutdown`` the worker drains its connections and exits.
 """
 
@@ -19,7 +21,9 @@ import uvloop
 
 from meshgate import snapshot
 from meshgate.agent.frames import FrameDecoder, encode
+from meshgate.agent.heap import HeapFreezer
 from meshgate.agent.logs import configure_logging
+from meshgate.agent.snapshot_diff import patch
 from meshgate.proxy.filters.registry import configure_plugins
 from meshgate.proxy.http.settings import ProxySettings
 from meshgate.proxy.runtime import ProxyRuntime
@@ -36,6 +40,7 @@ class WorkerSession:
         self._runtime: ProxyRuntime | None = None
         self._stop = asyncio.Event()
         self._drain_timeout = 10.0
+        self._heap = HeapFreezer()
 
     def request_stop(self) -> None:
         self._stop.set()
@@ -73,6 +78,8 @@ class WorkerSession:
             )
         elif kind == "snapshot":
             await self._apply(message["snapshot"])
+        elif kind == "delta":
+            await self._apply_delta(message["delta"])
         elif kind == "shutdown":
             return False
         return True
@@ -88,7 +95,26 @@ class WorkerSession:
             _log.exception("snapshot refused")
             self._send({"type": "nack", "error": f"{type(exc).__name__}: {exc}"})
             return
+        self._acknowledge(snap)
+
+    async def _apply_delta(self, delta: dict[str, Any]) -> None:
+        running = self._runtime.state.config.snapshot if self._runtime is not None else None
+        if self._runtime is None or running is None or not running.version:
+            self._send({"type": "nack", "error": "delta before a snapshot"})
+            return
+        try:
+            snap = patch(running, delta)
+            await self._runtime.apply(snap)
+        except Exception as exc:
+            _log.exception("snapshot delta refused")
+            self._send({"type": "nack", "error": f"{type(exc).__name__}: {exc}"})
+            return
+        self._acknowledge(snap)
+
+    def _acknowledge(self, snap: snapshot.Snapshot) -> None:
+        assert self._runtime is not None
         self._send({"type": "ack", "version": snap.version, "ports": self._runtime.bound_ports()})
+        self._heap.after_apply(len(snap.routes) + len(snap.services) + len(snap.consumers))
 
     def _send(self, message: dict[str, Any]) -> None:
         self._writer.write(encode(message))

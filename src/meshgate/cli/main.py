@@ -6,7 +6,11 @@ import typer
 
 from meshgate import __version__
 from meshgate.cli.config_cmd import config_app
+from meshgate.cli.cp_cmd import cp
+from meshgate.cli.dp_cmd import dp
 from meshgate.cli.events_cmd import events_app
+from meshgate.cli.mesh_cmd import mesh_app
+from meshgate.cli.migrations_cmd import migrations_app
 from meshgate.cli.routes_cmd import routes_app
 from meshgate.cli.run_cmd import run
 
@@ -22,6 +26,10 @@ app.command("run")(run)
 app.add_typer(config_app, name="config")
 app.add_typer(routes_app, name="routes")
 app.add_typer(events_app, name="events")
+app.command("cp")(cp)
+app.command("dp")(dp)
+app.add_typer(mesh_app, name="mesh")
+app.add_typer(migrations_app, name="migrations")
 
 
 @app.command("version")

@@ -3,11 +3,18 @@
 With ``-c FILE`` the node runs DB-less: the file is loaded into an in-memory store, the Admin
 API is read-only, and ``--watch``/SIGHUP reload the file.  With ``--store URL`` (SQLite file or
 PostgreSQL) the Admin API is writable and several nodes may share one PostgreSQL database.
+
+The Admin API listens on loopback by default.  It serves HTTPS with ``--admin-cert`` and
+``--admin-key`` (or an ``ssl`` flag on ``--admin-listen``, Kong's ``127.0.0.1:8444 ssl``,
+which then needs them), and with ``--admin-client-ca`` requires client certificates signed by
+that CA.  Beyond loopback it needs an admin token or a client CA: ``run`` refuses to start
+otherwise.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import logging
 import os
@@ -24,13 +31,21 @@ from meshgate.agent.node_env import NodeEnvironment
 from meshgate.agent.supervisor import InProcessProxy, NodeOptions, Proxy, WorkerPool
 from meshgate.cli.loading import DEFAULT_PROXY_LISTEN, print_violations
 from meshgate.compiler import NodeSettings
-from meshgate.controlplane.admin_api import NodeInfo, create_admin_app, serve_admin
+from meshgate.controlplane.admin_api import (
+    AdminServer,
+    AdminTLS,
+    NodeInfo,
+    create_admin_app,
+    serve_admin,
+)
+from meshgate.controlplane.admin_api.ttl_purge import run_ttl_purge
 from meshgate.controlplane.gateway_node import GatewayNode, import_file
 from meshgate.demo.upstreams import start_echo_upstream
 from meshgate.errors import ConfigError
 from meshgate.proxy.filters.registry import configure_plugins
 from meshgate.proxy.http.settings import ProxySettings
-from meshgate.store import Store, open_store
+from meshgate.store import Store, migration_status, open_store
+from meshgate.store.migrations import pending
 from meshgate.tasks import spawn
 
 _log = logging.getLogger("meshgate.run")
@@ -47,6 +62,8 @@ class RunPlan:
     proxy_listen: str
     admin_listen: tuple[str, int] | None
     admin_token: str | None
+    admin_tls: AdminTLS | None
+    migrate: bool
     workers: int
     watch: bool
     demo_upstreams: bool
@@ -71,7 +88,27 @@ def run(
         help="Kong-style listen list, e.g. '0.0.0.0:8000, 0.0.0.0:8443 ssl'.",
     ),
     admin_listen: str = typer.Option(
-        "127.0.0.1:8001", "--admin-listen", envvar="MESHGATE_ADMIN_LISTEN", help="HOST:PORT or off."
+        "127.0.0.1:8001",
+        "--admin-listen",
+        envvar="MESHGATE_ADMIN_LISTEN",
+        help="HOST:PORT [ssl], or off.",
+    ),
+    admin_cert: Path | None = typer.Option(
+        None, "--admin-cert", envvar="MESHGATE_ADMIN_CERT", help="Serve the Admin API over HTTPS."
+    ),
+    admin_key: Path | None = typer.Option(
+        None, "--admin-key", envvar="MESHGATE_ADMIN_KEY", help="The --admin-cert's private key."
+    ),
+    admin_client_ca: Path | None = typer.Option(
+        None,
+        "--admin-client-ca",
+        envvar="MESHGATE_ADMIN_CLIENT_CA",
+        help="Require Admin API clients to present a certificate signed by this CA (mTLS).",
+    ),
+    no_migrate: bool = typer.Option(
+        False,
+        "--no-migrate",
+        help="Do not migrate the store on start; refuse to start (exit 3) if it needs it.",
     ),
     admin_token: str | None = typer.Option(
         None,
@@ -99,12 +136,15 @@ def run(
     configure_logging(log_level, access_log == "on")
     if config is not None and store is not None:
         raise typer.BadParameter("use either -c FILE (DB-less) or --store URL, not both")
+    admin_address, admin_ssl = _parse_admin_listen(admin_listen)
     plan = RunPlan(
         config=config,
         store_url="sqlite://:memory:" if config is not None else store or "sqlite:///meshgate.db",
         proxy_listen=proxy_listen,
-        admin_listen=_parse_admin_listen(admin_listen),
+        admin_listen=admin_address,
         admin_token=admin_token,
+        admin_tls=_admin_tls(admin_ssl, admin_cert, admin_key, admin_client_ca),
+        migrate=not no_migrate or config is not None,
         workers=workers,
         watch=watch,
         demo_upstreams=demo_upstreams,
@@ -116,9 +156,16 @@ def run(
             plugins=plugins,
         ),
     )
-    if plan.admin_listen is not None and not _is_loopback(plan.admin_listen[0]) and not admin_token:
+    mutual_tls = plan.admin_tls is not None and plan.admin_tls.requires_client_cert
+    if (
+        plan.admin_listen is not None
+        and not _is_loopback(plan.admin_listen[0])
+        and not admin_token
+        and not mutual_tls
+    ):
         raise typer.BadParameter(
-            "the Admin API listens beyond loopback: set --admin-token (or MESHGATE_ADMIN_TOKEN)"
+            "the Admin API listens beyond loopback: set --admin-token (or MESHGATE_ADMIN_TOKEN) "
+            "or require client certificates with --admin-client-ca"
         )
     try:
         configure_plugins(plugins)
@@ -137,13 +184,35 @@ def run(
         node_env.close()
 
 
-def _parse_admin_listen(text: str) -> tuple[str, int] | None:
-    if text.strip().lower() == "off":
+def _parse_admin_listen(text: str) -> tuple[tuple[str, int] | None, bool]:
+    """``HOST:PORT [ssl] [http2]`` (or ``off``) → the address and whether ``ssl`` was asked."""
+    address, *flags = text.split() or [""]
+    if address.lower() == "off" and not flags:
+        return None, False
+    host, sep, port = address.rpartition(":")
+    unknown = [flag for flag in flags if flag not in ("ssl", "http2")]
+    if not sep or not port.isdigit() or unknown:
+        raise typer.BadParameter(f"--admin-listen {text!r} is not 'HOST:PORT [ssl]' or off")
+    return (host.strip("[]") or "127.0.0.1", int(port)), "ssl" in flags
+
+
+def _admin_tls(
+    ssl_flag: bool, cert: Path | None, key: Path | None, client_ca: Path | None
+) -> AdminTLS | None:
+    if (cert is None) != (key is None):
+        raise typer.BadParameter("--admin-cert and --admin-key go together")
+    if cert is None or key is None:
+        if ssl_flag:
+            raise typer.BadParameter("'--admin-listen ... ssl' needs --admin-cert and --admin-key")
+        if client_ca is not None:
+            raise typer.BadParameter("--admin-client-ca needs --admin-cert and --admin-key")
         return None
-    host, sep, port = text.strip().rpartition(":")
-    if not sep or not port.isdigit():
-        raise typer.BadParameter(f"--admin-listen {text!r} is not HOST:PORT or off")
-    return host.strip("[]") or "127.0.0.1", int(port)
+    tls = AdminTLS(cert, key, client_ca)
+    try:
+        tls.check()
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    return tls
 
 
 def _is_loopback(host: str) -> bool:
@@ -156,7 +225,17 @@ def _is_loopback(host: str) -> bool:
 
 
 async def _serve(plan: RunPlan, node_settings: NodeSettings) -> None:
-    store = await open_store(plan.store_url)
+    store = await open_store(plan.store_url, migrate=plan.migrate)
+    if not plan.migrate:
+        waiting = pending(await migration_status(store))
+        if waiting:
+            typer.echo(
+                f"{plan.store_url}: {len(waiting)} pending migration(s) and --no-migrate: "
+                "run 'meshgate migrations up --store ...' first",
+                err=True,
+            )
+            await store.close()
+            raise typer.Exit(3)
     if plan.config is not None:
         try:
             await import_file(store, plan.config)
@@ -198,9 +277,9 @@ async def _serve(plan: RunPlan, node_settings: NodeSettings) -> None:
             admin_token=plan.admin_token,
             on_change=node.on_admin_change,
         )
-        admin = await serve_admin(app, *plan.admin_listen)
+        admin = await serve_admin(app, *plan.admin_listen, tls=plan.admin_tls)
     assert node.snapshot is not None
-    _print_banner(node.snapshot, plan, admin.port if admin else None)
+    _print_banner(node.snapshot, plan, admin)
 
     stop = asyncio.Event()
     reload_now = asyncio.Event()
@@ -209,8 +288,14 @@ async def _serve(plan: RunPlan, node_settings: NodeSettings) -> None:
     loop.add_signal_handler(signal.SIGINT, stop.set)
     loop.add_signal_handler(signal.SIGHUP, reload_now.set)
     reloader = spawn(_reload_loop(plan, store, node, reload_now, stop), name="file-reloader")
+    # DB-less stores are rebuilt from the file; a writable store drops expired credentials
+    purger = spawn(run_ttl_purge(store), name="ttl-purge") if plan.config is None else None
     await stop.wait()
     reloader.cancel()
+    if purger is not None:
+        purger.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await purger
     _log.info("shutting down: finishing in-flight requests")
     if admin is not None:
         await admin.stop()
@@ -257,13 +342,13 @@ def _mtime(path: Path) -> float:
         return 0.0
 
 
-def _print_banner(snap: snapshot.Snapshot, plan: RunPlan, admin_port: int | None) -> None:
+def _print_banner(snap: snapshot.Snapshot, plan: RunPlan, admin: AdminServer | None) -> None:
     workers = plan.workers
     lines = [f"meshgate {__version__} running ({workers} worker{'s' if workers > 1 else ''})"]
     for listener in snap.listeners:
         lines.append(f"  proxy  {listener.protocol}://{listener.address}:{listener.port}")
-    if plan.admin_listen is not None:
-        lines.append(f"  admin  http://{plan.admin_listen[0]}:{admin_port}")
+    if admin is not None:
+        lines.append(f"  admin  {admin.scheme}://{admin.host}:{admin.port}")
     source = f"file {plan.config} (DB-less)" if plan.config else f"store {plan.store_url}"
     lines.append(
         f"  config {source}: {len(snap.services)} services, {len(snap.routes)} routes "
@@ -272,6 +357,6 @@ def _print_banner(snap: snapshot.Snapshot, plan: RunPlan, admin_port: int | None
     http = next((ln for ln in snap.listeners if ln.protocol == "http"), None)
     if http is not None:
         lines.append(f"  try    curl -i http://{http.address}:{http.port}/")
-    if plan.admin_listen is not None:
-        lines.append(f"         curl -s http://{plan.admin_listen[0]}:{admin_port}/services")
+    if admin is not None:
+        lines.append(f"         curl -s {admin.scheme}://{admin.host}:{admin.port}/services")
     typer.echo("\n".join(lines), err=True)

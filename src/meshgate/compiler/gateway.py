@@ -16,221 +16,334 @@ Mapping rules (Kong's semantics):
   leaves them out of its router; plugins scoped to such a route go with them.  The service
   itself stays (with ``enabled=False``);
 * ``Service.tls_verify`` unset on a TLS service becomes the node's ``tls_verify_default``.
+
+``GatewayCompiler`` is the same function with memory: it keeps each entity's compiled object
+and reuses it while the entity (and what else it depends on) is equal, so a change recompiles
+only what changed and unchanged snapshot objects stay the very same objects (the runtime
+reuses what it built from them by identity).  The version — the content hash of the snapshot
+JSON — is assembled from cached per-object JSON.  ``compile_gateway`` is a fresh compiler.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import hashlib
+from collections.abc import Callable, Hashable
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel
 
 from meshgate import snapshot
+from meshgate.compiler import vault
+from meshgate.compiler.gateway_entities import (
+    canonical,
+    entity_id,
+    plugin_of,
+    route_of,
+    service_of,
+    upstream_cluster,
+)
 from meshgate.compiler.node import NodeSettings
 from meshgate.errors import ConfigError, Violation
 from meshgate.resources import GatewayConfig
 from meshgate.resources.declarative import group_by
-from meshgate.resources.kong import Plugin, Route, Service, Target, Upstream, parse_target
-from meshgate.resources.kong_services import PROTOCOL_ORDER
+from meshgate.resources.kong import CACertificate, Consumer, Plugin, Route
 
-_TLS_PROTOCOLS = frozenset({"https", "grpcs", "tls"})
+__all__ = ["GatewayCompiler", "canonical", "compile_gateway"]
+
 # Shared by every implicit cluster: passing it spares pydantic a deep copy of the default.
 _DEFAULT_HEALTHCHECKS = snapshot.Healthchecks()
+_SECTIONS = tuple(name for name in snapshot.Snapshot.model_fields if name != "version")
+
+In = TypeVar("In", bound=BaseModel)
+Out = TypeVar("Out")
+
+
+class _Memo(Generic[Out]):
+    """Compiled objects by entity key, reused while their inputs are the same (or equal)."""
+
+    def __init__(self) -> None:
+        self._kept: dict[Hashable, tuple[Any, Out]] = {}
+        self._next: dict[Hashable, tuple[Any, Out]] = {}
+
+    def get(self, key: Hashable, inputs: Any, build: Callable[[], Out]) -> Out:
+        hit = self._kept.get(key)
+        same = hit is not None and (hit[0] is inputs or hit[0] == inputs)
+        out = hit[1] if hit is not None and same else build()
+        self._next[key] = (inputs, out)
+        return out
+
+    def begin(self) -> None:
+        self._next = {}
+
+    def commit(self) -> None:
+        """Keep only what the last (successful) compile used."""
+        self._kept, self._next = self._next, {}
+
+
+class _Section(Generic[In, Out]):
+    """A tuple of entities compiled item by item; unchanged items keep their compiled object.
+
+    Entities are matched by position first (a change rarely moves the others), else by id.
+    """
+
+    def __init__(self) -> None:
+        self._inputs: tuple[In, ...] = ()
+        self._outputs: list[Out] = []
+        self._pending: tuple[tuple[In, ...], list[Out]] | None = None
+
+    def run(self, inputs: tuple[In, ...], build: Callable[[In], Out]) -> list[Out]:
+        old_in, old_out = self._inputs, self._outputs
+        if inputs is old_in:
+            outputs = old_out
+        elif len(inputs) == len(old_in):
+            outputs = [
+                out if new is old or new == old else build(new)
+                for new, old, out in zip(inputs, old_in, old_out, strict=True)
+            ]
+        else:
+            by_id = {getattr(i, "id", None): (i, o) for i, o in zip(old_in, old_out, strict=True)}
+            outputs = []
+            for new in inputs:
+                hit = by_id.get(getattr(new, "id", None))
+                same = hit is not None and (hit[0] is new or hit[0] == new)
+                outputs.append(hit[1] if hit is not None and same else build(new))
+        self._pending = (inputs, outputs)
+        return outputs
+
+    def commit(self) -> None:
+        if self._pending is not None:
+            self._inputs, self._outputs = self._pending
+            self._pending = None
 
 
 def compile_gateway(config: GatewayConfig, node: NodeSettings) -> snapshot.Snapshot:
     """The snapshot for one gateway node; raises ``ConfigError`` if the two disagree."""
-    certificate_ids = {c.id for c in config.certificates}
-    if node.default_certificate is not None and node.default_certificate not in certificate_ids:
-        raise ConfigError(
-            [Violation("default_certificate", f"no such certificate: '{node.default_certificate}'")]
-        )
-    targets_of = group_by(config.targets, "upstream")
-    snis_of = group_by(config.snis, "certificate")
-    clusters = {
-        c.name: c
-        for c in (_upstream_cluster(u, targets_of.get(u.id, [])) for u in config.upstreams)
-    }
-    upstream_cluster_of = {u.name: f"upstream:{u.name}" for u in config.upstreams}
-    services: list[snapshot.Service] = []
-    violations: list[Violation] = []
-    for service in config.services:
-        cluster_name = upstream_cluster_of.get(service.host)
-        if cluster_name is None:
-            cluster_name = f"service:{service.id}"
-            if service.port < 1:
-                violations.append(
-                    Violation(f"services.{service.name or service.id}.port", "must be 1..65535")
+    return GatewayCompiler().compile(config, node)
+
+
+class GatewayCompiler:
+    """``compile_gateway`` that reuses the compiled objects of unchanged entities."""
+
+    def __init__(self) -> None:
+        self._routes: _Section[Route, snapshot.Route] = _Section()
+        self._plugins: _Section[Plugin, snapshot.PluginInstance] = _Section()
+        self._consumers: _Section[Consumer, snapshot.Consumer] = _Section()
+        self._ca_certificates: _Section[CACertificate, snapshot.CACertificate] = _Section()
+        self._services: _Memo[snapshot.Service] = _Memo()
+        self._clusters: _Memo[snapshot.Cluster] = _Memo()
+        self._certificates: _Memo[snapshot.Certificate] = _Memo()
+        self._vaulted: set[str] = set()  # plugins whose config holds a vault reference
+        # (inputs, result) of the sections compiled as a whole
+        self._backends: tuple[tuple[Any, ...], tuple[Any, Any]] | None = None
+        self._tls: tuple[tuple[Any, ...], Any] | None = None
+        self._listeners: tuple[tuple[Any, ...], Any] | None = None
+        self._json: dict[str, tuple[tuple[Any, ...], list[str], str]] = {}
+
+    def compile(
+        self,
+        config: GatewayConfig,
+        node: NodeSettings,
+        *,
+        fallback_certificate: snapshot.Certificate | None = None,
+    ) -> snapshot.Snapshot:
+        """The snapshot for ``node``; ``fallback_certificate`` is served by https listeners
+        when the config has no certificate at all (Kong's self-signed default)."""
+        certificate_ids = {c.id for c in config.certificates}
+        if node.default_certificate is not None and node.default_certificate not in certificate_ids:
+            raise ConfigError(
+                [Violation("default_certificate", f"no such certificate: '{node.default_certificate}'")]
+            )  # fmt: skip
+        services, clusters = self._services_and_clusters(config, node)
+        disabled = {s.id for s in config.services if not s.enabled}
+        routes = self._routes.run(config.routes, route_of)
+        plugins = self._plugins.run(config.plugins, self._plugin)
+        if self._vaulted:  # resolved again each time: the secret may have changed
+            plugins = [
+                plugin_of(p) if p.id in self._vaulted else compiled
+                for p, compiled in zip(config.plugins, plugins, strict=True)
+            ]
+        if disabled:
+            dropped = {r.id for r in config.routes if r.service in disabled}
+            routes = [r for r in routes if r.id not in dropped]
+            plugins = [p for p in plugins if p.route is None or p.route not in dropped]
+        certificates = self._certificates_of(config)
+        listeners, certificates = self._listeners_of(node, certificates, fallback_certificate)
+        sections: dict[str, tuple[Any, ...]] = {
+            "listeners": listeners,
+            "routes": tuple(routes),
+            "services": services,
+            "clusters": clusters,
+            "plugins": tuple(plugins),
+            "consumers": tuple(self._consumers.run(config.consumers, _consumer_of)),
+            "certificates": certificates,
+            "ca_certificates": tuple(self._ca_certificates.run(config.ca_certificates, _ca_of)),
+        }
+        version = self._content_hash(sections)
+        for section in (self._routes, self._plugins, self._consumers, self._ca_certificates):
+            section.commit()
+        # Trusted parts, validated when they were made: no need to walk them again.
+        fields: dict[str, Any] = {"version": version, **sections}
+        return snapshot.Snapshot.model_construct(**fields)
+
+    def _plugin(self, plugin: Plugin) -> snapshot.PluginInstance:
+        self._vaulted.discard(plugin.id or "")
+        if vault.contains_reference(plugin.config):
+            self._vaulted.add(plugin.id or "")
+        return plugin_of(plugin)
+
+    def _services_and_clusters(
+        self, config: GatewayConfig, node: NodeSettings
+    ) -> tuple[tuple[snapshot.Service, ...], tuple[snapshot.Cluster, ...]]:
+        key = (config.services, config.upstreams, config.targets, node.tls_verify_default)
+        if self._backends is not None and all(
+            a is b for a, b in zip(key, self._backends[0], strict=True)
+        ):
+            kept: tuple[Any, Any] = self._backends[1]
+            return kept
+        self._services.begin()
+        self._clusters.begin()
+        clusters = self._upstream_clusters(config)
+        upstream_cluster_of = {u.name: f"upstream:{u.name}" for u in config.upstreams}
+        services: list[snapshot.Service] = []
+        violations: list[Violation] = []
+        for service in config.services:
+            cluster_name = upstream_cluster_of.get(service.host)
+            if cluster_name is None:
+                cluster_name = f"service:{service.id}"
+                if service.port < 1:
+                    violations.append(
+                        Violation(f"services.{service.name or service.id}.port", "must be 1..65535")
+                    )
+                    continue
+                clusters[cluster_name] = self._clusters.get(
+                    cluster_name, (service.host, service.port), _implicit_cluster(cluster_name, service.host, service.port)
+                )  # fmt: skip
+            inputs = (service, cluster_name, node.tls_verify_default)
+            services.append(
+                self._services.get(
+                    service.id, inputs, _bind(service_of, service, cluster_name, node)
                 )
-                continue
-            clusters[cluster_name] = snapshot.Cluster(
-                name=cluster_name,
-                healthchecks=_DEFAULT_HEALTHCHECKS,
-                endpoints=(snapshot.Endpoint(host=service.host, port=service.port),),
             )
-        services.append(_service(service, cluster_name, node))
-    if violations:
-        raise ConfigError(violations)
-    disabled = {s.id for s in config.services if not s.enabled}
-    routes = [_route(r) for r in config.routes if r.service not in disabled or r.service is None]
-    kept_routes = {r.id for r in routes}
-    plugins = [_plugin(p) for p in config.plugins if p.route is None or p.route in kept_routes]
-    listeners = tuple(
-        listener.model_copy(update={"default_certificate": node.default_certificate})
-        if listener.protocol == "https"
-        else listener
-        for listener in node.listeners
-    )
-    return snapshot.Snapshot(
-        listeners=listeners,
-        routes=tuple(routes),
-        services=tuple(services),
-        clusters=tuple(clusters[name] for name in sorted(clusters)),
-        plugins=tuple(plugins),
-        consumers=tuple(
-            snapshot.Consumer(
-                id=_id(c.id),
-                username=c.username,
-                custom_id=c.custom_id,
-                credentials=canonical(c.credentials),
-                tags=c.tags,
+        if violations:
+            raise ConfigError(violations)
+        self._services.commit()
+        self._clusters.commit()
+        result = (tuple(services), tuple(clusters[name] for name in sorted(clusters)))
+        self._backends = (key, result)
+        return result
+
+    def _upstream_clusters(self, config: GatewayConfig) -> dict[str, snapshot.Cluster]:
+        targets_of = group_by(config.targets, "upstream")
+        clusters: dict[str, snapshot.Cluster] = {}
+        for upstream in config.upstreams:
+            targets = targets_of.get(upstream.id, [])
+            cluster = self._clusters.get(
+                f"upstream:{upstream.id}",
+                (upstream, tuple(targets)),
+                _bind(upstream_cluster, upstream, targets),
             )
-            for c in config.consumers
-        ),
-        certificates=tuple(
-            snapshot.Certificate(
-                id=_id(c.id),
-                cert=c.cert,
-                key=c.key,
-                cert_alt=c.cert_alt,
-                key_alt=c.key_alt,
-                snis=tuple(sorted(s.name for s in snis_of.get(c.id, []))),
+            clusters[cluster.name] = cluster
+        return clusters
+
+    def _certificates_of(self, config: GatewayConfig) -> tuple[snapshot.Certificate, ...]:
+        key = (config.certificates, config.snis)
+        if self._tls is not None and all(a is b for a, b in zip(key, self._tls[0], strict=True)):
+            kept: tuple[snapshot.Certificate, ...] = self._tls[1]
+            return kept
+        self._certificates.begin()
+        snis_of = group_by(config.snis, "certificate")
+        certificates = []
+        for c in config.certificates:
+            names = tuple(sorted(s.name for s in snis_of.get(c.id, [])))
+            certificates.append(
+                self._certificates.get(
+                    c.id,
+                    (c, names),
+                    _bind(
+                        snapshot.Certificate,
+                        id=entity_id(c.id),
+                        cert=c.cert,
+                        key=c.key,
+                        cert_alt=c.cert_alt,
+                        key_alt=c.key_alt,
+                        snis=names,
+                    ),
+                )
             )
-            for c in config.certificates
-        ),
-        ca_certificates=tuple(
-            snapshot.CACertificate(id=_id(ca.id), cert=ca.cert) for ca in config.ca_certificates
-        ),
-    ).with_version()
+        self._certificates.commit()
+        self._tls = (key, tuple(certificates))
+        return tuple(certificates)
 
-
-def canonical(value: Any) -> Any:
-    """``value`` with every mapping's keys sorted, recursively, so the snapshot's JSON (and so
-    its content hash) does not depend on the key order of the source file."""
-    if isinstance(value, dict):
-        return {key: canonical(value[key]) for key in sorted(value)}
-    if isinstance(value, list | tuple):
-        return type(value)(canonical(item) for item in value)
-    return value
-
-
-def _id(value: str | None) -> str:
-    if value is None:  # a GatewayConfig from the loader always has ids
-        raise ValueError("entity without an id: load configs through meshgate.resources")
-    return value
-
-
-def _service(service: Service, cluster: str, node: NodeSettings) -> snapshot.Service:
-    tls_verify = service.tls_verify
-    if tls_verify is None and service.protocol in _TLS_PROTOCOLS:
-        tls_verify = node.tls_verify_default
-    return snapshot.Service(
-        id=_id(service.id),
-        name=service.name,
-        protocol=service.protocol,
-        host=service.host,
-        port=service.port,
-        path=service.path,
-        retries=service.retries,
-        connect_timeout_ms=service.connect_timeout,
-        write_timeout_ms=service.write_timeout,
-        read_timeout_ms=service.read_timeout,
-        tls_verify=tls_verify,
-        tls_verify_depth=service.tls_verify_depth,
-        ca_certificates=service.ca_certificates or (),
-        client_certificate=service.client_certificate,
-        enabled=service.enabled,
-        cluster=cluster,
-        tags=service.tags,
-    )
-
-
-def _latest_targets(targets: list[Target]) -> list[Target]:
-    """One target per ``host:port`` — the latest — in (created_at, id) order."""
-    latest: dict[str, tuple[float, int, Target]] = {}
-    for position, target in enumerate(targets):
-        rank = (target.created_at or 0.0, position)
-        current = latest.get(target.target)
-        if current is None or rank > current[:2]:
-            latest[target.target] = (*rank, target)
-    chosen = [entry[2] for entry in latest.values()]
-    return sorted(chosen, key=lambda t: (t.created_at or 0.0, t.id or ""))
-
-
-def _upstream_cluster(upstream: Upstream, targets: list[Target]) -> snapshot.Cluster:
-    endpoints = []
-    for target in _latest_targets(targets):
-        host, port = parse_target(target.target)
-        endpoints.append(
-            snapshot.Endpoint(host=host, port=port, weight=target.weight, id=target.id)
+    def _listeners_of(
+        self,
+        node: NodeSettings,
+        certificates: tuple[snapshot.Certificate, ...],
+        fallback: snapshot.Certificate | None,
+    ) -> tuple[tuple[snapshot.Listener, ...], tuple[snapshot.Certificate, ...]]:
+        default_certificate = node.default_certificate
+        has_https = any(listener.protocol == "https" for listener in node.listeners)
+        if fallback is not None and has_https and not certificates:
+            certificates = (fallback,)
+            default_certificate = fallback.id
+        key = (node.listeners, default_certificate)
+        if self._listeners is not None and self._listeners[0] == key:
+            kept: tuple[snapshot.Listener, ...] = self._listeners[1]
+            return kept, certificates
+        listeners = tuple(
+            listener.model_copy(update={"default_certificate": default_certificate})
+            if listener.protocol == "https"
+            else listener
+            for listener in node.listeners
         )
-    return snapshot.Cluster(
-        name=f"upstream:{upstream.name}",
-        endpoints=tuple(endpoints),
-        algorithm=upstream.algorithm,
-        hash_on=upstream.hash_on,
-        hash_fallback=upstream.hash_fallback,
-        hash_on_header=upstream.hash_on_header,
-        hash_fallback_header=upstream.hash_fallback_header,
-        hash_on_cookie=upstream.hash_on_cookie,
-        hash_on_cookie_path=upstream.hash_on_cookie_path,
-        hash_on_query_arg=upstream.hash_on_query_arg,
-        hash_fallback_query_arg=upstream.hash_fallback_query_arg,
-        hash_on_uri_capture=upstream.hash_on_uri_capture,
-        hash_fallback_uri_capture=upstream.hash_fallback_uri_capture,
-        slots=upstream.slots,
-        healthchecks=snapshot.Healthchecks.model_validate(upstream.healthchecks.model_dump()),
-        host_header=upstream.host_header,
-        upstream_id=upstream.id,
+        self._listeners = (key, listeners)
+        return listeners, certificates
+
+    def _content_hash(self, sections: dict[str, tuple[Any, ...]]) -> str:
+        """``Snapshot.content_hash`` of a snapshot made of ``sections``, from cached JSON."""
+        parts = [f'"{name}":[{self._section_json(name, sections[name])}]' for name in _SECTIONS]
+        body = "{" + ",".join(parts) + "}"
+        return hashlib.sha256(body.encode()).hexdigest()[:16]
+
+    def _section_json(self, name: str, items: tuple[Any, ...]) -> str:
+        """The JSON items of one section, each object dumped once while it lives."""
+        cached = self._json.get(name)
+        if cached is not None and cached[0] is items:
+            return cached[2]
+        old_items, old_texts = (cached[0], cached[1]) if cached is not None else ((), [])
+        if len(items) == len(old_items):
+            texts = [
+                text if new is old else new.model_dump_json()
+                for new, old, text in zip(items, old_items, old_texts, strict=True)
+            ]
+        else:
+            by_object = {id(o): t for o, t in zip(old_items, old_texts, strict=True)}
+            texts = [by_object.get(id(new)) or new.model_dump_json() for new in items]
+        joined = ",".join(texts)
+        self._json[name] = (items, texts, joined)
+        return joined
+
+
+def _bind(function: Callable[..., Out], *args: Any, **kwargs: Any) -> Callable[[], Out]:
+    return lambda: function(*args, **kwargs)
+
+
+def _implicit_cluster(name: str, host: str, port: int) -> Callable[[], snapshot.Cluster]:
+    return lambda: snapshot.Cluster(
+        name=name,
+        healthchecks=_DEFAULT_HEALTHCHECKS,
+        endpoints=(snapshot.Endpoint(host=host, port=port),),
     )
 
 
-def _route(route: Route) -> snapshot.Route:
-    headers: dict[str, tuple[str, ...]] = {}
-    for name, values in route.headers.items():
-        lowered = name.lower()
-        headers[lowered] = tuple(dict.fromkeys((*headers.get(lowered, ()), *values)))
-    return snapshot.Route(
-        id=_id(route.id),
-        name=route.name,
-        created_at=route.created_at or 0,
-        protocols=tuple(p for p in PROTOCOL_ORDER if p in route.protocols),
-        methods=tuple(m.upper() for m in route.methods),
-        hosts=route.hosts,
-        paths=route.paths,
-        headers=dict(sorted(headers.items())),
-        snis=route.snis,
-        https_redirect_status_code=route.https_redirect_status_code,
-        regex_priority=route.regex_priority,
-        strip_path=route.strip_path,
-        preserve_host=route.preserve_host,
-        path_handling=route.path_handling,
-        request_buffering=route.request_buffering,
-        response_buffering=route.response_buffering,
-        service=route.service,
-        tags=route.tags,
-    )
+def _ca_of(ca: CACertificate) -> snapshot.CACertificate:
+    return snapshot.CACertificate(id=entity_id(ca.id), cert=ca.cert)
 
 
-def _plugin(plugin: Plugin) -> snapshot.PluginInstance:
-    ordering = canonical(plugin.ordering) if plugin.ordering is not None else None
-    return snapshot.PluginInstance(
-        id=_id(plugin.id),
-        name=plugin.name,
-        instance_name=plugin.instance_name,
-        route=plugin.route,
-        service=plugin.service,
-        consumer=plugin.consumer,
-        config=canonical(plugin.config),
-        protocols=tuple(p for p in PROTOCOL_ORDER if p in plugin.protocols),
-        enabled=plugin.enabled,
-        ordering=ordering,
-        tags=plugin.tags,
+def _consumer_of(c: Consumer) -> snapshot.Consumer:
+    return snapshot.Consumer(
+        id=entity_id(c.id),
+        username=c.username,
+        custom_id=c.custom_id,
+        credentials=canonical(c.credentials),
+        tags=c.tags,
     )

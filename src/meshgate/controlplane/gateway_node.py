@@ -2,9 +2,12 @@
 
 The store is the single source of truth in every mode: the Admin API writes to it, a
 DB-less node loads its declarative file into an in-memory store, and several nodes on one
-PostgreSQL see each other's writes through the store's change feed.  Each revision is read
-whole, validated and compiled (``compile_gateway``, a pure function) into a snapshot; a
-revision that does not compile is refused and the running snapshot stays.
+PostgreSQL see each other's writes through the store's change feed.  A new revision is read
+as a delta — the entities its change feed names, fetched one by one — applied to the node's
+``EntitySet`` (which revalidates only those) and compiled by a ``GatewayCompiler`` that
+reuses every unchanged entity's compiled object; the first revision, a pruned change feed or
+a large change reads the store whole instead.  A revision that does not validate or compile
+is refused and the running snapshot stays.
 """
 
 from __future__ import annotations
@@ -13,19 +16,29 @@ import asyncio
 import logging
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from meshgate import snapshot
+from meshgate.agent.heap import HeapFreezer
 from meshgate.agent.supervisor import Proxy
-from meshgate.compiler import NodeSettings, compile_gateway
+from meshgate.compiler import NodeSettings
+from meshgate.compiler.gateway import GatewayCompiler
 from meshgate.controlplane.admin_api.config_api import apply_declarative
-from meshgate.controlplane.tls_default import with_default_certificate
+from meshgate.controlplane.tls_default import DEFAULT_CERT_ID
 from meshgate.errors import ConfigError
+from meshgate.proxy.tls.certs import generate_self_signed
 from meshgate.resources.declarative import parse_text
-from meshgate.resources.from_entities import config_from_entities
-from meshgate.store import Entity, Store
+from meshgate.resources.entity_set import Delta, EntitySet
+from meshgate.resources.gateway_config import GatewayConfig
+from meshgate.store import Entity, RevisionGone, Store
 from meshgate.tasks import spawn
 
 _log = logging.getLogger("meshgate.node")
+
+MAX_DELTA = 200
+"""A change naming more entities than this is read with one dump of the store instead."""
+_INLINE_BELOW = 1000  # deltas on configs this small compile on the event loop
+_DELTA_ROUNDS = 5  # consistent-read attempts while writes keep landing, then a full read
 
 
 async def import_file(store: Store, path: Path) -> int:
@@ -56,6 +69,10 @@ class GatewayNode:
         self.applied_revision = -1
         self.last_error: str | None = None
         self._tls_default: tuple[str, str] | None = None
+        self._entities = EntitySet()
+        self._entities_revision = -1  # the store revision ``_entities`` reflects
+        self._compiler = GatewayCompiler()
+        self._heap = HeapFreezer()
         self._applied = asyncio.Condition()
         self._lock = asyncio.Lock()
         self._on_applied = on_applied
@@ -64,18 +81,61 @@ class GatewayNode:
     async def compile_current(self) -> tuple[int, snapshot.Snapshot]:
         """The store's current revision and its compiled snapshot (``ConfigError`` if invalid).
 
-        Validation and compilation run in a thread: with thousands of routes they take long
-        enough that doing them on the event loop would stall the traffic it serves.
+        Validation and compilation run in a thread (but for small changes of small configs):
+        even a small change costs milliseconds with thousands of routes, and a full reload
+        much more; the event loop keeps serving traffic meanwhile.
         """
-        dump = await self.store.dump_all()
-        snap = await asyncio.to_thread(self._compile, dump.entities)
-        return dump.revision, snap
+        revision, delta = await self._read_delta()
+        if delta is None:
+            dump = await self.store.dump_all()
+            revision = dump.revision
+            snap = await asyncio.to_thread(self._compile_full, dump.entities)
+        elif len(self._entities) + len(delta) < _INLINE_BELOW:
+            snap = self._compile_delta(delta)  # a millisecond or so: not worth a thread hop
+        else:
+            snap = await asyncio.to_thread(self._compile_delta, delta)
+        self._entities_revision = revision
+        return revision, snap
 
-    def _compile(self, entities: list[Entity]) -> snapshot.Snapshot:
-        config = config_from_entities(entities)
-        snap = compile_gateway(config, self.node)
-        snap, self._tls_default = with_default_certificate(snap, self._tls_default)
-        return snap
+    async def _read_delta(self) -> tuple[int, Delta | None]:
+        """The entities changed since ``_entities`` was built, read consistently: the store
+        revision is the same before and after the reads.  None: read everything instead."""
+        base = self._entities_revision
+        if base < 0:
+            return base, None
+        delta: dict[tuple[str, str], dict[str, Any] | None] = {}
+        for _ in range(_DELTA_ROUNDS):
+            try:
+                changes = await self.store.changes_since(base)
+            except RevisionGone:
+                return base, None
+            keys = dict.fromkeys((change.type, change.id) for change in changes)
+            if len(delta) + len(keys) > MAX_DELTA:
+                return base, None
+            for entity_type, entity_id in keys:
+                delta[(entity_type, entity_id)] = await self.store.get(entity_type, entity_id)
+            last = max((change.revision for change in changes), default=base)
+            if await self.store.revision() == last:
+                return last, delta
+            base = last
+        return base, None
+
+    def _compile_full(self, entities: list[Entity]) -> snapshot.Snapshot:
+        return self._compile(self._entities.replace(entities))
+
+    def _compile_delta(self, delta: Delta) -> snapshot.Snapshot:
+        return self._compile(self._entities.apply(delta))
+
+    def _compile(self, config: GatewayConfig) -> snapshot.Snapshot:
+        fallback = None
+        if not config.certificates and any(ln.protocol == "https" for ln in self.node.listeners):
+            # Kong's default certificate, made once per node so reloads keep it (and the version)
+            self._tls_default = self._tls_default or generate_self_signed(
+                ["localhost", "127.0.0.1"]
+            )
+            cert, key = self._tls_default
+            fallback = snapshot.Certificate(id=DEFAULT_CERT_ID, cert=cert, key=key)
+        return self._compiler.compile(config, self.node, fallback_certificate=fallback)
 
     async def start(self) -> None:
         """Compile and start the proxy on the current revision, then follow the change feed."""
@@ -116,6 +176,7 @@ class GatewayNode:
             self.snapshot = snap
             self.last_error = None
             self._applied.notify_all()
+        self._heap.after_apply(len(self._entities))
         if self._on_applied is not None:
             self._on_applied(snap)
 

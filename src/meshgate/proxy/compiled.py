@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from meshgate.proxy.balancer import Balancer
     from meshgate.proxy.filters.api import PluginHandler
     from meshgate.proxy.filters.chain import Chain
+    from meshgate.proxy.http.policy import HeaderEdit, ServicePolicy, WeightedChoice
     from meshgate.proxy.router import Router
 
 
@@ -35,6 +36,8 @@ class CompiledService:
     retries: int
     ssl_context: ssl.SSLContext | None = None
     server_hostname: str | None = None  # SNI towards the upstream
+    # retries, request/idle timeouts and cluster limits (mesh); None: none of them
+    policy: ServicePolicy | None = None
 
 
 @dataclass(slots=True, eq=False)
@@ -49,6 +52,9 @@ class CompiledRoute:
     # (http chain, https chain) of plugins on this route; None (or a None item): no plugins,
     # and the request costs nothing extra
     plugin_chains: tuple[Chain | None, Chain | None] | None = None
+    backends: WeightedChoice | None = None  # a traffic split: overrides ``service``
+    request_edit: HeaderEdit | None = None  # ``route.request_headers``, compiled
+    response_edit: HeaderEdit | None = None  # ``route.response_headers``, compiled
 
 
 @dataclass(slots=True, eq=False)
@@ -62,6 +68,9 @@ class CompiledConfig:
     server_ssl_context: ssl.SSLContext | None = None
     snapshot: snapshot.Snapshot | None = None
     plugin_handlers: list[PluginHandler] = field(default_factory=list)  # built for this snapshot
+    # listener name -> its router, when routes are scoped to listeners (``router`` then
+    # serves the listeners no route names); None: ``router`` serves every listener
+    listener_routers: dict[str, Router[CompiledRoute]] | None = None
 
 
 @dataclass(slots=True, eq=False)

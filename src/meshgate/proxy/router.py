@@ -81,6 +81,24 @@ class Router(Generic[T]):
         uses_headers = any(entry.headers for entry in compiled)
         return cls(compiled, ignored, uses_headers)
 
+    @classmethod
+    def build_per_listener(
+        cls, entries: Sequence[tuple[snapshot.Route, T]]
+    ) -> tuple[Router[T], dict[str, Router[T]] | None]:
+        """Routers for routes scoped to listeners (``Route.listeners``): one for every listener
+        some route names (its routes plus the unscoped ones), and the router of the unscoped
+        routes alone, for every other listener.  None instead of the dict when no route is
+        scoped: then the one router holds everything."""
+        unscoped = [item for item in entries if not item[0].listeners]
+        if len(unscoped) == len(entries):
+            return cls.build(entries), None
+        names = sorted({name for route, _ in entries for name in route.listeners})
+        per_listener = {
+            name: cls.build([item for item in entries if name in item[0].listeners] + unscoped)
+            for name in names
+        }
+        return cls.build(unscoped), per_listener
+
     def __len__(self) -> int:
         return len(self._entries)
 

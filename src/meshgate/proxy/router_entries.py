@@ -11,8 +11,10 @@ follows Kong's ``get_priority`` (kong/router/transform.lua), most significant fi
 4. a regex path before a plain one; 5. among regex paths, higher ``regex_priority``;
 6. among plain paths, the longer (normalized) prefix;
 
-then, where Kong leaves the order undefined, older ``created_at``, then ``id``, then the
-path's position in ``route.paths`` -- so the order is total and deterministic.
+all of it after the mesh's explicit ``Route.priority`` (routes with one rank before routes
+without, higher first); then, where Kong leaves the order undefined, older ``created_at``,
+then ``id``, then the path's position in ``route.paths`` -- so the order is total and
+deterministic.
 """
 
 from __future__ import annotations
@@ -187,9 +189,11 @@ class Entry(Generic[T]):
 
     def priority_text(self) -> str:
         weight, plain_hosts, header_count, is_regex, regex_priority, length = (
-            -int(part) for part in self.sort_key[:6]
+            -int(part) for part in self.sort_key[2:8]
         )
         text = f"weight {weight}, plain hosts {plain_hosts}, headers {header_count}, "
+        if self.route.priority is not None:
+            text = f"priority {self.route.priority}, " + text
         if self.path is None:
             return text + "no path"
         if is_regex:
@@ -258,6 +262,8 @@ def compile_entries(route: snapshot.Route, target: T) -> list[Entry[T]]:
             prefix = normalize_path(path)
         is_regex = regex is not None
         key: tuple[int | str, ...] = (
+            0 if route.priority is not None else 1,  # an explicit priority outranks all else
+            -(route.priority or 0),
             -weight,
             -plain_hosts,
             -len(headers),

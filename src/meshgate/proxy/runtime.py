@@ -6,6 +6,10 @@ change, so health state, counters and pools survive reloads), services with thei
 TLS contexts, and the listeners' SNI certificate selection.  ``ProxyRuntime.apply`` swaps it
 into the shared ``RuntimeState`` in one assignment: requests that already started finish on
 the config they read; the next request sees the new one.
+
+Reloads cost what changed: services and routes whose snapshot objects (and balancer, plugin
+chains) are unchanged keep their compiled objects, the router is rebuilt only when a route
+entry changed, and the server TLS context only when the certificates did.
 """
 
 from __future__ import annotations
@@ -13,24 +17,30 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from meshgate import snapshot
 from meshgate.proxy.balancer import Balancer
 from meshgate.proxy.compiled import CompiledConfig, CompiledRoute, CompiledService, RuntimeState
 from meshgate.proxy.filters.api import PluginHandler
-from meshgate.proxy.filters.chain import compile_plugins
+from meshgate.proxy.filters.chain import CompiledPlugins, compile_plugins
 from meshgate.proxy.filters.env import SnapshotEnv
 from meshgate.proxy.filters.registry import PluginRegistry, default_registry
 from meshgate.proxy.http.serve import drain, start_http_listener
 from meshgate.proxy.http.settings import ProxySettings
+from meshgate.proxy.mesh_http import compile_mesh_http
 from meshgate.proxy.router import Router
+from meshgate.proxy.tcp.listener import start_tcp_listener
 from meshgate.proxy.tls.server import build_server_context
 from meshgate.proxy.tls.upstream import UpstreamTLS
 
 _log = logging.getLogger("meshgate.runtime")
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+# Routers for this many routes and more (~50 ms of work and up) are built in a thread, which
+# is pure computation: traffic keeps flowing meanwhile, at the cost of a slower apply.
+_THREADED_ROUTER_SIZE = 2000
 
 
 def _compile_balancers(
@@ -69,7 +79,9 @@ def _compile_service(
         cas = [c for c in snap.ca_certificates if c.id in svc.ca_certificates]
         client = next((c for c in snap.certificates if c.id == svc.client_certificate), None)
         verify = tls_verify_default if svc.tls_verify is None else svc.tls_verify
-        ssl_context = upstream_tls.context_for(verify, svc.tls_verify_depth, cas, client)
+        ssl_context = upstream_tls.context_for(
+            verify, svc.tls_verify_depth, cas, client, svc.tls_peer_ids
+        )
         server_hostname = host
     return CompiledService(
         service=svc,
@@ -86,6 +98,20 @@ def _compile_service(
     )
 
 
+@dataclass(slots=True, eq=False)
+class BuildCache:
+    """What the last ``build_config`` made, for the next one to reuse.
+
+    Valid only while ``config`` is the ``previous`` config handed to the next build (a config
+    built but never applied invalidates it).
+    """
+
+    config: CompiledConfig | None = None
+    routes: dict[str, CompiledRoute] = field(default_factory=dict)
+    targets: list[CompiledRoute] = field(default_factory=list)  # the router's, in order
+    plugins: CompiledPlugins | None = None
+
+
 def build_config(
     snap: snapshot.Snapshot,
     previous: CompiledConfig | None,
@@ -94,58 +120,174 @@ def build_config(
     tls_verify_default: bool = False,
     plugins: PluginRegistry | None = None,
     node_resources: dict[str, Any] | None = None,
+    cache: BuildCache | None = None,
 ) -> tuple[CompiledConfig, list[Balancer]]:
     """Compile ``snap``; returns the config and the balancers that must be started.
 
     Plugin chains are compiled first (a bad plugin config raises ``ConfigError`` before
     anything else is built); the handlers built are in ``config.plugin_handlers``, to be
-    started before the config goes live.
+    started before the config goes live.  With a ``cache`` of the build of ``previous``,
+    unchanged services, routes and the router are taken over from ``previous``, and so are
+    the plugin handlers and chains when no plugin, consumer or route-to-service link changed.
     """
-    compiled_plugins = compile_plugins(
-        snap, plugins or default_registry(), SnapshotEnv(snap, node_resources)
+    staged = stage_config(
+        snap, previous, upstream_tls, tls_verify_default=tls_verify_default, plugins=plugins,
+        node_resources=node_resources, cache=cache,
+    )  # fmt: skip
+    return finish_config(staged, None if staged.router_ready else Router.build(staged.entries))
+
+
+@dataclass(slots=True, eq=False)
+class StagedConfig:
+    """A config built but for its router, which ``finish_config`` puts in (``ProxyRuntime``
+    builds a big router in a thread, so that traffic keeps flowing meanwhile)."""
+
+    config: CompiledConfig  # its router is the previous one until finished
+    entries: list[tuple[snapshot.Route, CompiledRoute]]
+    created: list[Balancer]
+    router_ready: bool  # the previous router serves these very entries
+    previous: CompiledConfig | None
+    cache: BuildCache | None
+    routes: dict[str, CompiledRoute]
+    plugins: CompiledPlugins
+
+
+def finish_config(
+    staged: StagedConfig, router: Router[CompiledRoute] | None
+) -> tuple[CompiledConfig, list[Balancer]]:
+    """The staged config with ``router`` (None: keep the reused one); see ``stage_config``."""
+    config = staged.config
+    if router is not None:
+        config.router = router
+    compile_mesh_http(config, staged.entries, staged.previous)
+    if staged.cache is not None:
+        cache = staged.cache
+        cache.config, cache.routes, cache.plugins = config, staged.routes, staged.plugins
+        cache.targets = [compiled for _, compiled in staged.entries]
+    return config, staged.created
+
+
+def stage_config(
+    snap: snapshot.Snapshot,
+    previous: CompiledConfig | None,
+    upstream_tls: UpstreamTLS,
+    *,
+    tls_verify_default: bool = False,
+    plugins: PluginRegistry | None = None,
+    node_resources: dict[str, Any] | None = None,
+    cache: BuildCache | None = None,
+) -> StagedConfig:
+    """``build_config`` but for the router (and the mesh fields that follow it)."""
+    reuse = (
+        cache if cache is not None and previous is not None and cache.config is previous else None
     )
+    old_snap = previous.snapshot if reuse is not None and previous is not None else None
+    if reuse is not None and reuse.plugins is not None and _same_plugin_inputs(old_snap, snap):
+        compiled_plugins = reuse.plugins  # the same handlers (kept running) and chains
+    else:
+        compiled_plugins = compile_plugins(
+            snap, plugins or default_registry(), SnapshotEnv(snap, node_resources)
+        )
     balancers, created = _compile_balancers(snap, previous.balancers if previous else {})
+    same_tls = old_snap is not None and (
+        old_snap.certificates == snap.certificates
+        and old_snap.ca_certificates == snap.ca_certificates
+    )
+    old_services = previous.services if same_tls and previous is not None else {}
     services: dict[str, CompiledService] = {}
     for svc in snap.services:
         if svc.cluster not in balancers:
             raise ValueError(f"service {svc.id} refers to unknown cluster {svc.cluster!r}")
+        old = old_services.get(svc.id)
+        if old is not None and old.balancer is balancers[svc.cluster] and old.service == svc:
+            services[svc.id] = old
+            continue
         services[svc.id] = _compile_service(
             svc, balancers[svc.cluster], snap, upstream_tls, tls_verify_default
         )
+    old_routes = reuse.routes if reuse is not None else {}
+    routes: dict[str, CompiledRoute] = {}
     entries: list[tuple[snapshot.Route, CompiledRoute]] = []
     for route in snap.routes:
         service = services.get(route.service) if route.service else None
         if service is not None and not service.service.enabled:
             continue
+        chains = compiled_plugins.chains.get(route.id)
+        kept = old_routes.get(route.id)
+        if (
+            kept is not None
+            and kept.service is service
+            and kept.plugin_chains is chains
+            and (kept.route is route or kept.route == route)
+        ):
+            routes[route.id] = kept
+            entries.append((kept.route, kept))
+            continue
         protocols = set(route.protocols)
-        entries.append(
-            (
-                route,
-                CompiledRoute(
-                    route=route,
-                    service=service,
-                    https_only="http" not in protocols and "https" in protocols,
-                    http_only="https" not in protocols and "http" in protocols,
-                    plugin_chains=compiled_plugins.chains.get(route.id),
-                ),
-            )
+        compiled = CompiledRoute(
+            route=route,
+            service=service,
+            https_only="http" not in protocols and "https" in protocols,
+            http_only="https" not in protocols and "http" in protocols,
+            plugin_chains=chains,
         )
+        routes[route.id] = compiled
+        entries.append((route, compiled))
+    targets = [compiled for _, compiled in entries]
+    same_routes = (
+        reuse is not None
+        and len(targets) == len(reuse.targets)
+        and all(a is b for a, b in zip(targets, reuse.targets, strict=True))
+    )
     default_cert = next(
         (ln.default_certificate for ln in snap.listeners if ln.protocol == "https"), None
     )
-    server_ssl = (
-        build_server_context(snap.certificates, default_cert) if snap.certificates else None
-    )
+    if same_tls and previous is not None and _default_cert(previous) == default_cert:
+        server_ssl = previous.server_ssl_context
+    else:
+        server_ssl = (
+            build_server_context(snap.certificates, default_cert) if snap.certificates else None
+        )
     config = CompiledConfig(
         version=snap.version,
-        router=Router.build(entries),
+        router=previous.router if previous is not None else _EMPTY_ROUTER,
         services=services,
         balancers=balancers,
         server_ssl_context=server_ssl,
         snapshot=snap,
         plugin_handlers=compiled_plugins.handlers,
     )
-    return config, created
+    return StagedConfig(
+        config,
+        entries,
+        created,
+        same_routes and previous is not None,
+        previous,
+        cache,
+        routes,
+        compiled_plugins,
+    )
+
+
+def _same_plugin_inputs(old: snapshot.Snapshot | None, new: snapshot.Snapshot) -> bool:
+    """Plugin handlers and chains depend on the plugins, the consumers (credentials) and
+    which service each route belongs to: when none changed they can be kept."""
+    if old is None or old.plugins != new.plugins or old.consumers != new.consumers:
+        return False
+    if len(old.routes) != len(new.routes):
+        return False
+    return all(
+        a is b or (a.id == b.id and a.service == b.service)
+        for a, b in zip(old.routes, new.routes, strict=True)
+    )
+
+
+def _default_cert(config: CompiledConfig) -> str | None:
+    listeners = config.snapshot.listeners if config.snapshot is not None else ()
+    return next((ln.default_certificate for ln in listeners if ln.protocol == "https"), None)
+
+
+_EMPTY_ROUTER: Router[CompiledRoute] = Router.build([])
 
 
 def empty_config() -> CompiledConfig:
@@ -169,6 +311,7 @@ class ProxyRuntime:
         self.state = RuntimeState(config=empty_config())
         self._tls_verify_default = tls_verify_default
         self._upstream_tls = UpstreamTLS()
+        self._build_cache = BuildCache()
         self._servers: dict[snapshot.Listener, asyncio.Server] = {}
         self._lock = asyncio.Lock()
 
@@ -180,23 +323,33 @@ class ProxyRuntime:
         """Make ``snap`` the running config; on any error the running config is untouched."""
         async with self._lock:
             old = self.state.config
-            config, created = build_config(
+            staged = stage_config(
                 snap,
                 old,
                 self._upstream_tls,
                 tls_verify_default=self._tls_verify_default,
                 plugins=self.plugins,
                 node_resources=self._node_resources,
+                cache=self._build_cache,
             )
+            router = None
+            if not staged.router_ready:
+                if len(staged.entries) >= _THREADED_ROUTER_SIZE:
+                    router = await asyncio.to_thread(Router.build, staged.entries)
+                else:
+                    router = Router.build(staged.entries)
+            config, created = finish_config(staged, router)
             started: list[Balancer] = []
             handlers: list[PluginHandler] = []
             try:
                 for balancer in created:
                     await balancer.start()
                     started.append(balancer)
+                running = {id(h) for h in old.plugin_handlers}
                 for handler in config.plugin_handlers:
-                    await handler.start()
-                    handlers.append(handler)
+                    if id(handler) not in running:  # else kept from the running config
+                        await handler.start()
+                        handlers.append(handler)
             except BaseException:
                 for balancer in started:
                     await balancer.stop()
@@ -208,13 +361,15 @@ class ProxyRuntime:
             for balancer in old.balancers.values():
                 if id(balancer) not in kept:
                     await balancer.stop()
-            await _stop_handlers(old.plugin_handlers)
+            kept_handlers = {id(h) for h in config.plugin_handlers}
+            await _stop_handlers([h for h in old.plugin_handlers if id(h) not in kept_handlers])
             _log.info("applied snapshot %s (%d routes)", snap.version, len(snap.routes))
 
     async def _sync_listeners(self, listeners: tuple[snapshot.Listener, ...]) -> None:
-        wanted = {ln for ln in listeners if ln.protocol in ("http", "https")}
+        wanted = set(listeners)
         for listener in wanted - self._servers.keys():
-            self._servers[listener] = await start_http_listener(listener, self.state, self.settings)
+            start = start_tcp_listener if listener.protocol == "tcp" else start_http_listener
+            self._servers[listener] = await start(listener, self.state, self.settings)
             _log.info("listening on %s://%s:%d", listener.protocol, listener.address, listener.port)
         for listener in list(self._servers.keys() - wanted):
             server = self._servers.pop(listener)

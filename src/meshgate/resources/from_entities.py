@@ -75,11 +75,12 @@ def config_from_entities(
     try:
         return load_dict(document, now=now)
     except ConfigError as exc:
-        raise ConfigError([_by_id(violation, ids) for violation in exc.violations]) from None
+        raise ConfigError([relocate(violation, ids) for violation in exc.violations]) from None
 
 
-def _by_id(violation: Violation, ids: Mapping[str, list[str]]) -> Violation:
-    """``routes[3].paths[0]`` → ``routes[<id of the 4th route>].paths[0]``."""
+def relocate(violation: Violation, ids: Mapping[str, list[str]]) -> Violation:
+    """``routes[3].paths[0]`` → ``routes[<id of the 4th route>].paths[0]`` (``ids``: per type,
+    the ids in the order the documents were given)."""
     match = _LOCATED.match(violation.path)
     if match is None:
         return violation

@@ -39,6 +39,7 @@ from meshgate.controlplane.admin_api.handlers import entity_routes
 from meshgate.controlplane.admin_api.info import NodeInfo
 from meshgate.controlplane.admin_api.meta import meta_routes
 from meshgate.controlplane.admin_api.openapi import openapi_routes
+from meshgate.controlplane.admin_api.tls import AdminTLS
 from meshgate.store import Store
 from meshgate.tasks import spawn
 
@@ -147,6 +148,7 @@ class AdminServer:
     port: int
     _server: Any
     _task: asyncio.Task[None]
+    scheme: str = "http"
 
     async def stop(self) -> None:
         """Stop accepting, finish open requests, and return when the server is down."""
@@ -154,11 +156,14 @@ class AdminServer:
         await asyncio.wait({self._task})
 
 
-async def serve_admin(app: ASGIApp, host: str = "127.0.0.1", port: int = 8001) -> AdminServer:
+async def serve_admin(
+    app: ASGIApp, host: str = "127.0.0.1", port: int = 8001, *, tls: AdminTLS | None = None
+) -> AdminServer:
     """Serve ``app`` with uvicorn in the running loop; returns once it listens.
 
     ``port=0`` picks a free port (see ``AdminServer.port``).  Raises ``OSError`` when the
     address cannot be bound.  Signal handling stays with the caller (uvicorn's is disabled).
+    ``tls``: serve HTTPS (and require client certificates when it names a client CA).
     """
     import uvicorn
 
@@ -178,7 +183,13 @@ async def serve_admin(app: ASGIApp, host: str = "127.0.0.1", port: int = 8001) -
         sock.close()
         raise
     config = uvicorn.Config(
-        app, host=host, port=port, lifespan="off", log_level="warning", access_log=False
+        app,
+        host=host,
+        port=port,
+        lifespan="off",
+        log_level="warning",
+        access_log=False,
+        **(tls.uvicorn_options() if tls is not None else {}),
     )
     server = _Server(config)
     task = spawn(server.serve(sockets=[sock]), name=f"admin-api-{host}:{port}")
@@ -187,4 +198,5 @@ async def serve_admin(app: ASGIApp, host: str = "127.0.0.1", port: int = 8001) -
             task.result()
             raise OSError(f"the Admin API could not start on {host}:{port}")
         await asyncio.sleep(0.005)
-    return AdminServer(host, int(sock.getsockname()[1]), server, task)
+    port = int(sock.getsockname()[1])
+    return AdminServer(host, port, server, task, "https" if tls is not None else "http")

@@ -18,6 +18,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from meshgate.compiler.vault import contains_reference
 from meshgate.controlplane.admin_api.errors import (
     AdminError,
     Loc,
@@ -132,9 +133,30 @@ def check_plugin_name(body: Mapping[str, Any]) -> None:
         try:
             validate_plugin_config(name, config or {})
         except ConfigError as exc:
-            raise schema_violation(
-                [(tuple(_path_parts(v.path)), v.message) for v in exc.violations]
-            ) from None
+            # A field holding a vault reference is checked once resolved, at compile time.
+            violations = [
+                (tuple(parts), v.message)
+                for v in exc.violations
+                if not _holds_reference(config or {}, parts := _path_parts(v.path))
+            ]
+            if violations:
+                raise schema_violation(violations) from None
+
+
+def _holds_reference(config: Mapping[str, Any], path: list[str | int]) -> bool:
+    """Whether the value at ``path`` (``config``, field, …), or the deepest part of it that
+    exists, contains a ``{vault://…}`` reference."""
+    node: Any = config
+    for part in path[1:]:
+        if isinstance(part, int):
+            if not (isinstance(node, list) and 0 <= part < len(node)):
+                break
+            node = node[part]
+        elif isinstance(node, Mapping) and part in node:
+            node = node[part]
+        else:
+            break
+    return contains_reference(node)
 
 
 def _path_parts(path: str) -> list[str | int]:

@@ -137,12 +137,16 @@ class Reader:
 
     async def _fetch_all(self, max_records: int, max_bytes: int) -> list[ConsumedRecord]:
         topic = self.cursor.topic
-        results = await asyncio.gather(
-            *(
-                self.log.fetch(topic, p, o, max_records=max_records, max_bytes=max_bytes)
-                for p, o in self.cursor.positions.items()
-            )
-        )
+        watchers = self.watchers
+        if watchers is not None:  # readers at the same position share one read
+            fetches = [watchers.fetch(topic, p, o, max_records, max_bytes)
+                       for p, o in self.cursor.positions.items()]  # fmt: skip
+        else:
+            fetches = [self.log.fetch(topic, p, o, max_records=max_records, max_bytes=max_bytes)
+                       for p, o in self.cursor.positions.items()]  # fmt: skip
+        if len(fetches) == 1:
+            return list((await fetches[0]).records[:max_records])
+        results = await asyncio.gather(*fetches)
         # a k-way merge keeps each partition's offset order even when timestamps go backwards
         merged = heapq.merge(*(res.records for res in results), key=_merge_key)
         return list(itertools.islice(merged, max_records))

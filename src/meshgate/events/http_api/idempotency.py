@@ -5,7 +5,8 @@ Storage (choice): one append-only JSON-lines file per scope (plugin instance), f
 the first answer is sent. Embedded backend: inside the log directory (``~http/``, a name no
 topic can take). Kafka backend: in the node's runtime directory
 (``$MESHGATE_RUNTIME_DIR/events/~http/``) — dedup is per node, so clients retrying through a
-different gateway node can produce twice (documented limit; a compacted topic would lift it).
+different gateway node can produce twice; ``idempotency_scope: cluster`` uses
+``idempotency_shared`` (answers in a compacted topic) instead.
 Entries older than the window are dropped on load (the file is rewritten) and ignored on read;
 at most ``max_entries`` keys are kept (oldest evicted first).
 

@@ -2,8 +2,9 @@
 
 ``StreamWriter`` is what the engine's streaming facility gives (``ctx.stream(...)``): ``write``
 waits while the client's write buffer is full, so a slow client holds at most one rendered
-batch in memory; ``closed`` turns true when the client vanished, which ends the loop and frees
-the reader. ``RawConnection`` is the byte pipe after a WebSocket upgrade. Both loops are
+batch in memory; when the client vanishes (``wait_closed`` returns) the SSE loop's task is
+cancelled at once, whatever it waits for, which frees the reader. Streams at the same position
+share rendered blocks (``BlockCache``). ``RawConnection`` is the byte pipe after a WebSocket upgrade. Both loops are
 testable with in-memory writers.
 
 SSE: first an id-only block with the start cursor (so a reconnect before any record resumes
@@ -82,6 +83,62 @@ async def _read_unless(
     return read.result()
 
 
+class _CancelOnClose:
+    """Cancels the current task when ``writer`` closes (the client left): one waiter per
+    stream instead of racing every read against the close (thousands of streams)."""
+
+    def __init__(self, writer: StreamWriter) -> None:
+        self.task = asyncio.current_task()
+        self.fired = False
+        self.stopped = False
+        self.waiter = spawn(writer.wait_closed(), name="events stream close watch")
+        self.waiter.add_done_callback(self._fire)
+
+    def _fire(self, _: object) -> None:
+        if not self.stopped and self.task is not None:
+            self.fired = True
+            self.task.cancel()
+
+    def swallow(self) -> bool:
+        """In ``except CancelledError``: True when the cancel was ours (then undone)."""
+        if self.fired and self.task is not None:
+            self.task.uncancel()
+            return True
+        return False
+
+    def stop(self) -> None:
+        self.stopped = True
+        self.waiter.cancel()
+
+
+class BlockCache:
+    """Recently rendered SSE blocks of one plugin instance (fixed render and codec): streams
+    at the same position render a record once, not once per client."""
+
+    def __init__(self, size: int = 64) -> None:
+        self.size = size
+        self._blocks: dict[tuple[Any, ...], bytes] = {}
+
+    def get(
+        self,
+        records: Sequence[ConsumedRecord],
+        start: Cursor | None,
+        codec: CursorCodec | None,
+        render: Render,
+    ) -> bytes:
+        where = None if start is None else (start.topic, tuple(sorted(start.positions.items())))
+        what = tuple((r.topic, r.partition, r.offset, r.timestamp_ms, hash(r.value))
+                     for r in records)  # fmt: skip
+        key = (where, what, codec is None)
+        block = self._blocks.get(key)
+        if block is None:
+            block = sse_block(records, start, codec, render)
+            if len(self._blocks) >= self.size:
+                del self._blocks[next(iter(self._blocks))]
+            self._blocks[key] = block
+        return block
+
+
 def sse_block(
     records: Sequence[ConsumedRecord],
     start: Cursor | None,
@@ -108,33 +165,43 @@ async def run_sse(
     heartbeat: float = 15.0,
     retry_ms: int | None = 2000,
     limit: int | None = None,
+    blocks: BlockCache | None = None,
 ) -> int:
-    """Stream until the client goes (or ``limit`` records were sent); returns records sent."""
+    """Stream until the client goes (or ``limit`` records were sent); returns records sent.
+    ``blocks``: the plugin instance's cache of rendered blocks (``render``/``codec`` fixed)."""
     sent = 0
     if reader.cursor is not None and codec is not None:
         await writer.write(sse.encode_id(codec.encode(reader.cursor), retry_ms=retry_ms))
     elif retry_ms is not None:
         await writer.write(f"retry: {retry_ms}\n\n".encode())
+    guard = _CancelOnClose(writer)
     try:
         while not writer.closed and (limit is None or sent < limit):
             start = reader.cursor
             batch = max_records if limit is None else min(max_records, limit - sent)
             try:
-                records = await _read_unless(reader, batch, heartbeat, writer.wait_closed())
+                records = await reader.read(batch, heartbeat)
             except HttpProblem as problem:
                 await writer.write(sse.encode_event(dumps(problem.body), event="error"))
-                break
-            if records is None:
                 break
             if not records:
                 await writer.write(sse.encode_comment("keepalive"))
                 continue
-            await writer.write(sse_block(records, start, codec, render))
+            if blocks is not None:
+                block = blocks.get(records, start, codec, render)
+            else:
+                block = sse_block(records, start, codec, render)
+            await writer.write(block)
             sent += len(records)
         if not writer.closed:
             await writer.close()
     except ConnectionError:
         pass  # the client left mid-write
+    except asyncio.CancelledError:
+        if not guard.swallow():
+            raise
+    finally:
+        guard.stop()
     return sent
 
 

@@ -5,6 +5,9 @@ positions, timeout)``. Each (topic, partition) has at most one watcher task: it 
 log at the partition's end and wakes every waiter when the end moves. A waiter whose position
 is already below the known end returns at once, so a record appended between the reader's
 empty fetch and its wait is never missed. Idle watchers (no waiter for ``idle_seconds``) stop.
+
+``fetch`` is the log's (no wait) shared between concurrent identical calls: when a record wakes
+thousands of readers at the same position, the log is read once and they all get that result.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import asyncio
 import logging
 from collections.abc import Mapping, Sequence
 
-from meshgate.events.api import EventLog
+from meshgate.events.api import EventLog, FetchResult
 from meshgate.events.errors import EventLogError
 from meshgate.tasks import spawn
 
@@ -62,6 +65,14 @@ class _Watcher:
                 return
 
 
+async def _one(watcher: _Watcher, position: int) -> bool:
+    if not watcher.ready.is_set():
+        await watcher.ready.wait()
+    while watcher.end is None or watcher.end <= position:
+        await watcher.moved.wait()
+    return True
+
+
 class Watchers:
     """Node-wide registry of partition watchers for one log."""
 
@@ -72,6 +83,42 @@ class Watchers:
         self.poll_wait = poll_wait
         self.idle_seconds = idle_seconds
         self._watchers: dict[tuple[str, int], _Watcher] = {}
+        self._fetches: dict[tuple[str, int, int, int, int], asyncio.Future[FetchResult]] = {}
+
+    async def fetch(
+        self, topic: str, partition: int, offset: int, max_records: int, max_bytes: int
+    ) -> FetchResult:
+        """``log.fetch(...)`` without wait; concurrent identical calls share one read (the
+        result is shared: callers must not mutate it)."""
+        key = (topic, partition, offset, max_records, max_bytes)
+        running = self._fetches.get(key)
+        if running is None:
+            running = asyncio.get_running_loop().create_future()
+            self._fetches[key] = running
+            spawn(self._fetch_into(running, key), name=f"events fetch {topic}[{partition}]")
+        return await asyncio.shield(running)
+
+    async def _fetch_into(
+        self, result: asyncio.Future[FetchResult], key: tuple[str, int, int, int, int]
+    ) -> None:
+        topic, partition, offset, max_records, max_bytes = key
+        try:
+            fetched = await self.log.fetch(
+                topic, partition, offset, max_records=max_records, max_bytes=max_bytes
+            )
+        except asyncio.CancelledError:
+            result.cancel()
+            raise
+        except Exception as exc:  # handed to every caller, not lost in this task
+            if not result.done():
+                result.set_exception(exc)
+                result.exception()  # retrieved: callers that left must not warn about it
+        else:
+            if not result.done():
+                result.set_result(fetched)
+        finally:
+            if self._fetches.get(key) is result:
+                del self._fetches[key]
 
     def _watcher(self, topic: str, partition: int) -> _Watcher:
         key = (topic, partition)
@@ -99,6 +146,8 @@ class Watchers:
             w.waiters += 1
         try:
             async with asyncio.timeout(timeout):
+                if len(watchers) == 1:  # the common case, without a future per wake
+                    return await _one(watchers[0], positions.get(partitions[0], 0))
                 await asyncio.gather(*(w.ready.wait() for w in watchers))
                 while True:
                     for w, p in zip(watchers, partitions, strict=True):
@@ -117,6 +166,9 @@ class Watchers:
                 w.waiters -= 1
 
     async def close(self) -> None:
+        for running in self._fetches.values():
+            running.cancel()
+        self._fetches.clear()
         for watcher in self._watchers.values():
             if watcher.task is not None:
                 watcher.task.cancel()

@@ -31,7 +31,7 @@ from meshgate.events.http_api.logs import event_log_for
 from meshgate.events.http_api.params import first
 from meshgate.events.http_api.problems import HttpProblem
 from meshgate.events.http_api.render import render_record
-from meshgate.events.http_api.streams import Source, run_sse, run_websocket
+from meshgate.events.http_api.streams import BlockCache, Source, run_sse, run_websocket
 from meshgate.events.http_api.support import answer, cursor_codec, shared_groups
 from meshgate.events.http_api.watch import Watchers
 from meshgate.proxy.filters.api import CompileEnv, PluginHandler, RequestContext
@@ -66,6 +66,7 @@ class Handler(PluginHandler):
         )
         self.acl = TopicAcl(config.acl, acl_groups(env.credentials("acls")))
         self.value_format = config.effective_value_format
+        self.sse_blocks = BlockCache()
 
     def access(self, ctx: RequestContext) -> Any:
         return self._handle(ctx)
@@ -156,7 +157,7 @@ class Handler(PluginHandler):
         writer = ctx.stream(200, SSE_HEADERS)
         await run_sse(source, writer, codec, self.render, max_records=max_records,
                       heartbeat=self.conf.heartbeat_interval / 1000,
-                      retry_ms=self.conf.sse_retry)  # fmt: skip
+                      retry_ms=self.conf.sse_retry, blocks=self.sse_blocks)  # fmt: skip
 
     async def _websocket(self, ctx: RequestContext, topic: str) -> None:
         if (ctx.header("upgrade") or "").lower() != "websocket":

@@ -29,6 +29,7 @@ from meshgate.events.http_api.acl import TopicAcl, acl_groups
 from meshgate.events.http_api.cursor import CursorError
 from meshgate.events.http_api.envelope import EnvelopeError, build_envelope
 from meshgate.events.http_api.idempotency import IdempotencyStore, StoredAnswer, fingerprint
+from meshgate.events.http_api.idempotency_shared import SharedIdempotencyStore
 from meshgate.events.http_api.logs import embedded_path, event_log_for, runtime_dir
 from meshgate.events.http_api.params import first
 from meshgate.events.http_api.problems import HttpProblem, unavailable
@@ -70,8 +71,14 @@ class Handler(PluginHandler):
         self.timeout = config.producer_request_timeout / 1000
         self.allowed_topics = {config.topic, *(config.allowed_topics or ())}
         self.acl = TopicAcl(config.acl, acl_groups(env.credentials("acls")))
-        self.idempotency: IdempotencyStore | None = None
-        if config.idempotency_window > 0:
+        self.idempotency: IdempotencyStore | SharedIdempotencyStore | None = None
+        if config.idempotency_window > 0 and config.idempotency_scope == "cluster":
+            topic, scope, window = config.idempotency_topic, instance.id, config.idempotency_window
+            self.idempotency = env.node_resource(
+                f"events-idempotency-shared {id(self.event_log)} {topic} {scope}",
+                lambda: SharedIdempotencyStore(self.event_log, topic, scope, window),
+            )
+        elif config.idempotency_window > 0:
             base = (Path(config.idempotency_path) if config.idempotency_path
                     else (embedded_path(config) if config.backend == "embedded"
                           else runtime_dir()) / "~http")  # fmt: skip

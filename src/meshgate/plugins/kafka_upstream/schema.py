@@ -82,6 +82,16 @@ class Config(PluginConfig, BackendFields):
     idempotency_path: str | None = Field(
         default=None, description="Directory of the idempotency store (default: see docs)."
     )
+    idempotency_scope: Literal["node", "cluster"] = Field(
+        default="node",
+        description="node: a file per node; cluster: answers kept in idempotency_topic of the "
+        "event log, so every node replays them.",
+    )
+    idempotency_topic: str = Field(
+        default="meshgate-idempotency",
+        min_length=1,
+        description="Topic of the cluster-wide idempotency store.",
+    )
     reply_topic: str | None = Field(
         default=None, description="Wait for a reply record on this topic (request/reply)."
     )

@@ -125,6 +125,8 @@ class Handler(PluginHandler):
                 pend.inc(pair[0], facts.ingress_bytes)
             if facts.egress_bytes > 0:
                 pend.inc(pair[1], facts.egress_bytes)
+        if not pend.flush_due:
+            pend.schedule_flush()
 
     def _remember(self, key: tuple[Any, ...], child: Any) -> Any:
         children = self.children

@@ -6,26 +6,43 @@ mmap), a few µs each; the log phase instead adds to plain dicts here (a dict up
 the sampler, and right before rendering.  Kong does the same (worker-local counters synced
 to the shared dict every second).  Each thread has its own accumulator (an event loop
 runs in one thread) and ``flush`` moves only the calling thread's, so a flush never races
-a writer; an Admin API thread rendering ``/metrics`` sees the event loop's values of its
-last periodic flush — at most ``SAMPLE_INTERVAL`` old.
+a writer.  The first write after a flush also schedules one ``FLUSH_DELAY`` later on the
+running loop, so ``/metrics`` (rendered by another thread or process: the Admin API) lags
+the traffic by at most ``FLUSH_DELAY`` rather than the sampler's second, while a busy
+worker still flushes once per ``FLUSH_DELAY`` whatever its request rate.
 """
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from bisect import bisect_left
 from typing import Any
+
+FLUSH_DELAY = 0.05
 
 
 class Pending:
     """Counter deltas and histogram observations not yet in prometheus-client."""
 
-    __slots__ = ("counts", "histograms")
+    __slots__ = ("counts", "flush_due", "histograms")
 
     def __init__(self) -> None:
         self.counts: dict[Any, float] = {}  # counter child -> delta
         # histogram child -> [sum, count in bucket 0, bucket 1, ..., +Inf bucket]
         self.histograms: dict[Any, list[float]] = {}
+        self.flush_due = False  # a flush is scheduled on the loop
+
+    def schedule_flush(self) -> None:
+        """Flush ``FLUSH_DELAY`` from now on the running loop (no loop: the sampler's)."""
+        if self.flush_due:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        self.flush_due = True
+        loop.call_later(FLUSH_DELAY, self.flush)
 
     def inc(self, child: Any, amount: float = 1.0) -> None:
         counts = self.counts
@@ -40,6 +57,7 @@ class Pending:
 
     def flush(self) -> None:
         """Move the totals into prometheus-client (call from the thread that wrote them)."""
+        self.flush_due = False
         counts, self.counts = self.counts, {}
         histograms, self.histograms = self.histograms, {}
         for child, amount in counts.items():

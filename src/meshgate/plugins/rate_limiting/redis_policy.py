@@ -50,6 +50,17 @@ return out
 """
 
 
+ADD = """
+for i = 1, #KEYS do
+  redis.call('INCRBY', KEYS[i], ARGV[1])
+  if redis.call('TTL', KEYS[i]) < 0 then
+    redis.call('EXPIRE', KEYS[i], ARGV[i + 1])
+  end
+end
+return 0
+"""
+
+
 def _client_key(conf: RedisConfig) -> tuple[Any, ...]:
     return (
         conf.host,
@@ -77,10 +88,14 @@ class RedisCounters:
         self._per_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = per_loop
 
     def _script(self) -> Any:
+        return self._entry()[1]
+
+    def _entry(self) -> tuple[Any, Any, Any]:
+        """This loop's (client, check-and-count script, add script)."""
         loop = asyncio.get_running_loop()
-        found = self._per_loop.get(loop)
+        found: tuple[Any, Any, Any] | None = self._per_loop.get(loop)
         if found is not None:
-            return found[1]
+            return found
         conf = self.conf
         client = aioredis.Redis(
             host=conf.host or "127.0.0.1",
@@ -96,9 +111,9 @@ class RedisCounters:
             retry=Retry(NoBackoff(), 0),
             decode_responses=False,
         )
-        script = client.register_script(CHECK_AND_COUNT)
-        self._per_loop[loop] = (client, script)
-        return script
+        entry = (client, client.register_script(CHECK_AND_COUNT), client.register_script(ADD))
+        self._per_loop[loop] = entry
+        return entry
 
     async def aclose(self) -> None:
         """Close this loop's client (a worker loop's client otherwise lives with the process)."""
@@ -114,3 +129,16 @@ class RedisCounters:
             result = await script(keys=list(keys), args=list(args))
         values = [int(v) for v in result]
         return values[:-1], values[-1] - 1
+
+    async def counts(self, keys: Sequence[str]) -> list[int]:
+        """The value of each key (0 when absent).  Raises one of ``REDIS_ERRORS``."""
+        client = self._entry()[0]
+        async with asyncio.timeout(self.timeout):
+            result = await client.mget(list(keys))
+        return [int(v) if v is not None else 0 for v in result]
+
+    async def add(self, keys: Sequence[str], expirations: Sequence[int], amount: int) -> None:
+        """Add ``amount`` to each key; a key it creates expires after its expiration (s)."""
+        script = self._entry()[2]
+        async with asyncio.timeout(self.timeout):
+            await script(keys=list(keys), args=[amount, *expirations])

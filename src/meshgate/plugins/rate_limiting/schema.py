@@ -73,7 +73,53 @@ def check_host(host: str) -> str:
 
 def number_text(value: float) -> str:
     """A limit as Kong prints it in a header (5, not 5.0)."""
+    if type(value) is int:
+        return str(value)
     return str(int(value)) if float(value).is_integer() else str(value)
+
+
+def move_flat_redis_fields(data: Any) -> Any:
+    """Kong's deprecated flat ``redis_*`` fields moved into the nested ``redis`` record."""
+    if not isinstance(data, dict) or not any(k in data for k in _FLAT_REDIS):
+        return data
+    data = dict(data)
+    nested = data.get("redis")
+    redis = dict(nested) if isinstance(nested, dict) else {}
+    for flat, name in _FLAT_REDIS.items():
+        if flat not in data:
+            continue
+        value = data.pop(flat)
+        if value is None:
+            continue
+        if name in redis and redis[name] is not None and redis[name] != value:
+            raise ValueError(
+                f"both deprecated {flat} and redis.{name} are set, and their values differ"
+            )
+        redis[name] = value
+    data["redis"] = redis
+    return data
+
+
+def refuse_cluster_policy(value: Any) -> Any:
+    if value == "cluster":
+        raise ValueError(
+            "the 'cluster' policy is not supported by meshgate (it counts in Kong's "
+            "database); use 'local' (node-wide) or 'redis' (cluster-wide)"
+        )
+    return value
+
+
+def check_period_order(limits: list[tuple[str, float | None]]) -> None:
+    """Kong's rule: a longer period's limit may not be lower than a shorter one's."""
+    for i, (lower, v1) in enumerate(limits):
+        if v1 is None:
+            continue
+        for upper, v2 in limits[i + 1 :]:
+            if v2 is not None and v2 < v1:
+                raise ValueError(
+                    f"The limit for {upper}({v2:.1f}) cannot be lower than "
+                    f"the limit for {lower}({v1:.1f})"
+                )
 
 
 class RedisConfig(PluginConfig):
@@ -141,34 +187,12 @@ class Config(PluginConfig):
     @model_validator(mode="before")
     @classmethod
     def _flat_redis_fields(cls, data: Any) -> Any:
-        if not isinstance(data, dict) or not any(k in data for k in _FLAT_REDIS):
-            return data
-        data = dict(data)
-        nested = data.get("redis")
-        redis = dict(nested) if isinstance(nested, dict) else {}
-        for flat, name in _FLAT_REDIS.items():
-            if flat not in data:
-                continue
-            value = data.pop(flat)
-            if value is None:
-                continue
-            if name in redis and redis[name] is not None and redis[name] != value:
-                raise ValueError(
-                    f"both deprecated {flat} and redis.{name} are set, and their values differ"
-                )
-            redis[name] = value
-        data["redis"] = redis
-        return data
+        return move_flat_redis_fields(data)
 
     @field_validator("policy", mode="before")
     @classmethod
     def _no_cluster(cls, value: Any) -> Any:
-        if value == "cluster":
-            raise ValueError(
-                "the 'cluster' policy is not supported by meshgate (it counts in Kong's "
-                "database); use 'local' (node-wide) or 'redis' (cluster-wide)"
-            )
-        return value
+        return refuse_cluster_policy(value)
 
     @field_validator("header_name")
     @classmethod
@@ -192,15 +216,7 @@ class Config(PluginConfig):
         if all(v is None for _, v in limits):
             names = ", ".join(f"'config.{p}'" for p in PERIODS)
             raise ValueError(f"at least one of these fields must be non-empty: {names}")
-        for i, (lower, v1) in enumerate(limits):
-            if v1 is None:
-                continue
-            for upper, v2 in limits[i + 1 :]:
-                if v2 is not None and v2 < v1:
-                    raise ValueError(
-                        f"The limit for {upper}({v2:.1f}) cannot be lower than "
-                        f"the limit for {lower}({v1:.1f})"
-                    )
+        check_period_order(limits)
         if self.policy != "redis" and self.sync_rate != SYNC_RATE_REALTIME:
             raise ValueError("sync_rate can only be used with the redis policy")
         if self.policy == "redis":

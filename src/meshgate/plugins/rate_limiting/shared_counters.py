@@ -249,6 +249,63 @@ class CounterStore:
         self.evictions += 1
         return victim, 0, window
 
+    def counts(
+        self,
+        stripe: int,
+        fingerprints: Sequence[int],
+        homes: Sequence[int],
+        windows: Sequence[int],
+        now: int,
+    ) -> list[int]:
+        """The count of each period's window (0 when absent), counting nothing."""
+        fd = self._fd
+        if fd >= 0:
+            fcntl.lockf(fd, fcntl.LOCK_EX, 1, _LOCK_BASE + stripe)
+        try:
+            mem = self._map
+            out: list[int] = []
+            for i in range(len(fingerprints)):
+                slot_fp, slot_window, _, count = _unpack_from(mem, homes[i])
+                if slot_fp != fingerprints[i]:
+                    offset, count, slot_window = self._locate(
+                        mem, homes[i], fingerprints[i], windows[i], now, ()
+                    )
+                    slot_fp = _unpack_from(mem, offset)[0]
+                    if slot_fp != fingerprints[i]:
+                        count = 0
+                out.append(count if slot_window >= windows[i] else 0)
+            return out
+        finally:
+            if fd >= 0:
+                fcntl.lockf(fd, fcntl.LOCK_UN, 1, _LOCK_BASE + stripe)
+
+    def add(
+        self,
+        stripe: int,
+        fingerprints: Sequence[int],
+        homes: Sequence[int],
+        windows: Sequence[int],
+        expires: Sequence[int],
+        amount: int,
+        now: int,
+    ) -> None:
+        """Add ``amount`` to each period's window counter (no limit is checked)."""
+        fd = self._fd
+        if fd >= 0:
+            fcntl.lockf(fd, fcntl.LOCK_EX, 1, _LOCK_BASE + stripe)
+        try:
+            mem = self._map
+            taken: list[int] = []
+            for i in range(len(fingerprints)):
+                offset, count, kept = self._locate(
+                    mem, homes[i], fingerprints[i], windows[i], now, taken
+                )
+                taken.append(offset)
+                _pack_into(mem, offset, fingerprints[i], kept, expires[i], count + amount)
+        finally:
+            if fd >= 0:
+                fcntl.lockf(fd, fcntl.LOCK_UN, 1, _LOCK_BASE + stripe)
+
     # ------------------------------------------------------------------ inspection
 
     def peek(self, group: int, fingerprint: int, window: int) -> int:

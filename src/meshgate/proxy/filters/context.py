@@ -58,7 +58,8 @@ class HttpContext:
     body_limit = DEFAULT_BODY_LIMIT
     status = 0
     response_table: HeaderTable | None = None
-    response_ops: list[tuple[str, str, str]] | None = None
+    response_lines: list[bytes] | None = None  # the head sent when no table was needed
+    response_ops: list[tuple[str, str, str, str]] | None = None  # op, lname, name, value
     exited: Exit | None = None
     serialize_values: dict[str, Any] | None = None
     exchange: Any = None
@@ -315,12 +316,15 @@ class HttpContext:
         return table
 
     def _response_op(self, op: str, name: str, value: str) -> None:
-        self._check(_RESPONSE_WRITE, "setting a response header")
-        if self.phase != Phase.RESPONSE:
-            check_header(name, value if op != "clear" else None)
-            if self.response_ops is None:
-                self.response_ops = []
-            self.response_ops.append((op, name, value))
+        phase = self.phase
+        if phase is not Phase.RESPONSE:
+            if phase not in _RESPONSE_WRITE:
+                self._check(_RESPONSE_WRITE, "setting a response header")
+            lname = check_header(name, value if op != "clear" else None)
+            ops = self.response_ops
+            if ops is None:
+                ops = self.response_ops = []
+            ops.append((op, lname, name, value))
             return
         table = self._response_table()
         if op == "set":
@@ -337,22 +341,24 @@ class HttpContext:
         table = self.response_table = HeaderTable.from_lines(lines)
         self.phase = Phase.RESPONSE
         if self.response_ops:
-            for op, name, value in self.response_ops:
-                if op == "set":
-                    table.set(name, value)
-                elif op == "add":
-                    table.add(name, value)
-                else:
-                    table.clear(name)
+            table.replay(self.response_ops)
             self.response_ops = None
 
-    def response_header(self, name: str) -> str | None:
+    def sent_response_table(self) -> HeaderTable | None:
+        """The response headers: the table, or one built from the head the engine sent
+        without building a table (no response-phase plugin on the route)."""
         table = self.response_table
+        if table is None and self.response_lines is not None:
+            table = self.response_table = HeaderTable.from_lines(self.response_lines)
+        return table
+
+    def response_header(self, name: str) -> str | None:
+        table = self.sent_response_table()
         return table.first(name.lower()) if table is not None else None
 
     def response_headers(self) -> Mapping[str, Sequence[str]]:
         """Every response header (lower-case name -> values); empty before the response."""
-        table = self.response_table
+        table = self.sent_response_table()
         return MappingProxyType(table.values if table is not None else {})
 
     def set_response_header(self, name: str, value: str) -> None:

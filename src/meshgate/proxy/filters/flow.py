@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from meshgate import tasks
 from meshgate.proxy.filters.api import Exit, Phase
 from meshgate.proxy.filters.context import HttpContext
+from meshgate.proxy.filters.headers import HeaderTable
 from meshgate.proxy.filters.runner import (
     Later,
     Pending,
@@ -60,7 +61,6 @@ class ProxyContext(HttpContext):
     """``HttpContext`` plus what the engine needs to carry the request on."""
 
     later: Later | None = None
-    response_lines: list[bytes] | None = None
     answer: ResponseStream | RawPipe | None = None  # a plugin streams or took the connection
 
     def __init__(
@@ -109,6 +109,13 @@ class ProxyContext(HttpContext):
         """Answer 101 and hand the raw client connection to the plugin."""
         self._check(_ANSWER_PHASES, "upgrade")
         return start_upgrade(self, headers)
+
+    def client_gone(self) -> None:
+        """The client connection was lost or the client sent its FIN (server
+        ``connection_lost``/``eof_received``) while a plugin streams: stop the stream now."""
+        answer = self.answer
+        if isinstance(answer, ResponseStream):
+            answer.client_left()
 
     def client_resumed(self) -> None:
         """The client's write buffer drained (server ``resume_writing``)."""
@@ -354,8 +361,13 @@ def answer_exit(ctx: ProxyContext, exit_: Exit, *, phases: bool = True) -> None:
 def upstream_head(exchange: Exchange, ctx: ProxyContext, status: int, facts: ResponseFacts) -> bool:
     """The response phase on the upstream's head; False when it took over the answer."""
     responders, body_filters, _ = ctx.later_phases()
-    if not responders and not body_filters and not ctx.response_ops:
+    if not responders and not body_filters:
+        # no plugin reads or changes this head: headers set in access go straight onto it
         ctx.status = status
+        ops = ctx.response_ops
+        if ops:
+            ctx.response_ops = None
+            facts.kept = HeaderTable.for_ops(facts.kept, ops).apply(facts.kept)
         ctx.response_lines = facts.kept
         return True
     ctx.start_response(status, facts.kept)

@@ -12,7 +12,6 @@ import re
 from collections.abc import Iterable
 
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
-_BAD_VALUE = re.compile(r"[\r\n\x00]")
 ENGINE_OWNED = frozenset(
     {
         "content-length",
@@ -28,15 +27,25 @@ ENGINE_OWNED = frozenset(
 )
 
 
+# Valid names seen, as given -> lower-case (plugins set the same few names on every request).
+_CHECKED_NAMES: dict[str, str] = {}
+_CHECKED_NAMES_MAX = 4096
+
+
 def check_header(name: str, value: str | None, *, any_name: bool = False) -> str:
     """The lower-case ``name``; ``ValueError`` for a bad name/value or (unless ``any_name``)
     an engine-owned name."""
-    if not _TOKEN.match(name):
-        raise ValueError(f"invalid header name {name!r}")
-    lname = name.lower()
+    lname = _CHECKED_NAMES.get(name)
+    if lname is None:
+        if not _TOKEN.match(name):
+            raise ValueError(f"invalid header name {name!r}")
+        lname = name.lower()
+        if len(_CHECKED_NAMES) >= _CHECKED_NAMES_MAX:
+            _CHECKED_NAMES.clear()
+        _CHECKED_NAMES[name] = lname
     if lname in ENGINE_OWNED and not any_name:
         raise ValueError(f"header {name!r} is managed by the proxy")
-    if value is not None and _BAD_VALUE.search(value):
+    if value is not None and ("\r" in value or "\n" in value or "\x00" in value):
         raise ValueError(f"invalid value for header {name!r}")
     return lname
 
@@ -107,6 +116,19 @@ class HeaderTable:
         self._touch(lname, name)
         self.values[lname] = [value]
 
+    def replay(self, ops: list[tuple[str, str, str, str]]) -> None:
+        """Apply ``(op, lname, name, value)`` records whose name and value were checked when
+        they were recorded (``set``/``add``/``clear``)."""
+        values = self.values
+        for op, lname, name, value in ops:
+            self._touch(lname, name)
+            if op == "set":
+                values[lname] = [value]
+            elif op == "add":
+                values.setdefault(lname, []).append(value)
+            else:
+                values.pop(lname, None)
+
     def add(self, name: str, value: str) -> None:
         lname = check_header(name, value)
         self._touch(lname, name)
@@ -114,15 +136,21 @@ class HeaderTable:
 
     def clear(self, name: str) -> None:
         lname = check_header(name, None)
+        if lname not in self.values and lname not in _FORWARDED:
+            changed = self.changed
+            if changed is None or lname not in changed:
+                return  # neither in the head nor set since: nothing to take out
         self._touch(lname, name)
         self.values.pop(lname, None)
 
     def lines_of(self, lname: str) -> list[bytes]:
+        values = self.values.get(lname)
+        if not values:
+            return []
         name = self.display.get(lname, lname).encode("latin-1")
-        return [
-            name + b": " + v.encode("latin-1", "replace") + b"\r\n"
-            for v in self.values.get(lname, ())
-        ]
+        if len(values) == 1:
+            return [b"%s: %s\r\n" % (name, values[0].encode("latin-1", "replace"))]
+        return [b"%s: %s\r\n" % (name, v.encode("latin-1", "replace")) for v in values]
 
     def apply(self, lines: list[bytes], skip: frozenset[str] = frozenset()) -> list[bytes]:
         """``lines`` with every changed name's lines replaced by its current values
@@ -135,10 +163,26 @@ class HeaderTable:
             out = [ln for ln in lines if ln[: ln.find(b":")].lower() not in replaced]
         else:
             out = list(lines)  # only new names: nothing to take out
+        values = self.values
         for lname in changed:
-            if lname not in skip:
-                out.extend(self.lines_of(lname))
+            if lname not in skip and lname in values:
+                out += self.lines_of(lname)
         return out
+
+    @classmethod
+    def for_ops(cls, lines: list[bytes], ops: list[tuple[str, str, str, str]]) -> HeaderTable:
+        """A table holding only the names ``ops`` touch (their values in ``lines`` first),
+        with ``ops`` replayed: ``apply(lines)`` gives the head without a full table."""
+        touched = {lname for _, lname, _, _ in ops}
+        table = cls()
+        values = table.values
+        for line in lines:
+            name, _, value = line.partition(b":")
+            lname = name.lower().decode("latin-1")
+            if lname in touched:
+                values.setdefault(lname, []).append(value.strip().decode("latin-1"))
+        table.replay(ops)
+        return table
 
     def remove_from(self, blob: bytes) -> bytes:
         """A block of forwarding header lines without the lines of changed names."""

@@ -48,7 +48,7 @@ def basic_serializer(ctx: HttpContext) -> dict[str, Any]:
     default_port = 443 if ctx.scheme == "https" else 80
     authority = ctx.host if ctx.port in (default_port, 0) else f"{ctx.host}:{ctx.port}"
     request_headers = HeaderTable.from_pairs(req.headers).values
-    response_table = ctx.response_table
+    response_table = ctx.sent_response_table()
     started = ctx.start_time()
     end = ctx.t_end or req.started_at
     total_ms = max(0.0, (end - req.started_at) * 1000)

@@ -5,15 +5,22 @@ Both are used from inside the awaitable a plugin's ``access`` returned.  Writes 
 client's back-pressure (they wait while its write buffer is above the high-water mark);
 a client that goes away makes ``closed`` true, wakes every waiter and makes writes raise
 ``ConnectionError``.
+
+A client leaving a streamed response is noticed within ``GONE_POLL_INTERVAL``: one watcher per
+loop looks at every open stream's connection (lost, or the client sent its FIN) — the server
+protocol raises no event for that while a plugin streams.  ``ProxyContext.client_gone`` is the
+push-style entry for when it does.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import weakref
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
+from meshgate import tasks
 from meshgate.proxy.filters.api import PhaseError
 from meshgate.proxy.filters.headers import check_header
 from meshgate.proxy.filters.runner import run_response
@@ -25,6 +32,7 @@ if TYPE_CHECKING:
 
 _LAST_CHUNK = b"0\r\n\r\n"
 _log = logging.getLogger("meshgate.plugins")
+GONE_POLL_INTERVAL = 0.25
 
 
 class _Waiters:
@@ -112,6 +120,56 @@ class ResponseStream:
         self.finished = True
         self._drain.wake()
         self._close.wake()
+
+    def client_left(self) -> None:
+        """The client closed its side mid-stream: stop the writer and drop the connection (a
+        FIN alone leaves it half-open; the access log records the 499 when it is lost)."""
+        if self.finished:
+            return
+        self.gone()
+        if not self.client.closed:
+            self.client.transport.abort()
+
+
+class _GoneWatch:
+    """The open streams of one loop, checked every ``GONE_POLL_INTERVAL`` for a client that
+    left; the task runs only while streams are open."""
+
+    def __init__(self) -> None:
+        self.streams: set[ResponseStream] = set()
+        self.task: asyncio.Task[None] | None = None
+
+    def add(self, stream: ResponseStream) -> None:
+        self.streams.add(stream)
+        if self.task is None:
+            self.task = tasks.spawn(self._watch(), name="streamed responses: client gone watch")
+
+    async def _watch(self) -> None:
+        try:
+            while self.streams:
+                await asyncio.sleep(GONE_POLL_INTERVAL)
+                for stream in list(self.streams):
+                    client = stream.client
+                    if stream.finished:
+                        self.streams.discard(stream)
+                    elif client.closed or client.half_closed:
+                        self.streams.discard(stream)
+                        stream.client_left()
+        finally:
+            self.task = None
+
+
+_watches: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _GoneWatch] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _watch_gone(stream: ResponseStream) -> None:
+    loop = asyncio.get_running_loop()
+    watch = _watches.get(loop)
+    if watch is None:
+        watch = _watches[loop] = _GoneWatch()
+    watch.add(stream)
 
 
 class RawPipe:
@@ -206,6 +264,7 @@ def start_stream(
         ctx, status, chunked=chunked, close=close, head_only=req.method == b"HEAD"
     )
     ctx.answer = stream
+    _watch_gone(stream)
     return stream
 
 

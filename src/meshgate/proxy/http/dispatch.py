@@ -36,7 +36,8 @@ def hostname_of(host: bytes) -> bytes:
 def dispatch(client: HttpProxyProtocol, req: ProxyRequest) -> None:
     """Route ``req`` on the config current right now and start proxying it (or answer)."""
     config = client.engine.state.config  # read once: a reload applies from the next request
-    router = config.router
+    routers = config.listener_routers  # set when routes are scoped to listeners
+    router = config.router if routers is None else routers.get(client.listener_name, config.router)
     method = _METHODS.get(req.method) or req.method.decode("latin-1")
     host = req.host.decode("latin-1").lower() if req.host else ""
     path = req.raw_path.decode("utf-8", "surrogateescape")
@@ -69,6 +70,8 @@ def forward(
 ) -> None:
     """Build the upstream head (with the plugins' changes in ``ctx``) and start proxying."""
     service = croute.service
+    if croute.backends is not None:
+        service = croute.backends.pick()  # a traffic split
     if service is None:
         client.reply(req, 503, "no-service", errors.MSG_NO_SERVICE)
         return
@@ -80,6 +83,11 @@ def forward(
         host_header = req.host
     else:
         host_header = service.host_header.encode("latin-1")
+    edit = croute.request_edit
+    if edit is not None:
+        req.kept = edit.apply(req.kept)
+        if edit.host is not None:
+            host_header = edit.host
     if ctx is None:
         head = build_request_head(
             req.method,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+from collections.abc import Callable
 
 from meshgate.proxy.http.clock import Sweeper
 from meshgate.proxy.http.upstream import UpstreamProtocol
@@ -63,8 +64,11 @@ class UpstreamPools:
                 return conn
         return None
 
-    def release(self, conn: UpstreamProtocol, reusable: bool) -> None:
-        """Take ``conn`` back after a response; it is closed unless it can serve another."""
+    def release(
+        self, conn: UpstreamProtocol, reusable: bool, idle_timeout: float | None = None
+    ) -> None:
+        """Take ``conn`` back after a response; it is closed unless it can serve another.
+        ``idle_timeout`` (a service's) shortens how long it may then wait idle."""
         conn.exchange = None
         conn.read_timeout = 0.0
         if (
@@ -81,7 +85,10 @@ class UpstreamPools:
         if len(idle) >= self.max_idle:
             conn.close()
             return
-        conn.deadline = self.sweeper.now + self.idle_timeout
+        if idle_timeout is not None and idle_timeout < self.idle_timeout:
+            conn.deadline = self.sweeper.now + idle_timeout
+        else:
+            conn.deadline = self.sweeper.now + self.idle_timeout
         idle.append(conn)
 
     def forget(self, conn: UpstreamProtocol) -> None:
@@ -106,12 +113,14 @@ class UpstreamPools:
         connect_timeout: float,
         context: ssl.SSLContext | None,
         sni: str | None,
+        factory: Callable[[UpstreamPools, PoolKey], UpstreamProtocol] = UpstreamProtocol,
     ) -> UpstreamProtocol:
-        """A new connection to ``key``'s address (TLS when ``context``); raises on failure."""
+        """A new connection to ``key``'s address (TLS when ``context``); raises on failure.
+        ``factory`` makes the protocol object (a limited cluster's counts itself)."""
         loop = asyncio.get_running_loop()
         async with asyncio.timeout(connect_timeout):
             _, proto = await loop.create_connection(
-                lambda: UpstreamProtocol(self, key),
+                lambda: factory(self, key),
                 key[0],
                 key[1],
                 ssl=context,

@@ -19,14 +19,17 @@ import asyncio
 import gc
 import socket
 import ssl
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from meshgate import snapshot
 from meshgate.proxy.compiled import RuntimeState
 from meshgate.proxy.http.engine import HttpEngine
 from meshgate.proxy.http.server import HttpProxyProtocol
 from meshgate.proxy.http.settings import ProxySettings
+from meshgate.proxy.tcp.proxy import TcpEngine, engine_of_server, forget_engine
 from meshgate.proxy.tls.common import apply_defaults
+from meshgate.proxy.tls.mesh_accept import accept_plan
+from meshgate.proxy.tls.permissions import InboundGuard
 
 _engines: dict[int, HttpEngine] = {}  # id(RuntimeState) -> its engine in this process
 _server_engines: dict[int, HttpEngine] = {}  # id(asyncio.Server) -> engine
@@ -73,39 +76,89 @@ async def start_http_listener(
     settings: ProxySettings,
     sock: socket.socket | None = None,
 ) -> asyncio.Server:
-    """Listen for ``listener`` (on ``sock`` when given, e.g. one shared across workers)."""
-    loop = asyncio.get_running_loop()
+    """Listen for ``listener`` (on ``sock`` when given, e.g. one shared across workers).
+
+    A mesh listener (``mtls`` and/or ``permissions``) terminates mesh mTLS (see
+    ``tls.mesh_accept``) and checks each connection's client identity once (again when a
+    reload changes the listener's permissions).
+    """
     engine = engine_for(state, settings)
     tls = listener.protocol == "https"
     context = make_listener_ssl_context(state) if tls else None
+    guard = None
+    if listener.mtls is not None or listener.permissions is not None:
+        guard = InboundGuard.of(listener)
+    _rejudge(engine, listener.name, guard)
 
-    def factory() -> HttpProxyProtocol:
-        return HttpProxyProtocol(engine, tls=tls)
+    def make_app(is_tls: bool) -> HttpProxyProtocol:
+        return HttpProxyProtocol(engine, tls=is_tls, listener_name=listener.name, guard=guard)
+
+    def factory() -> asyncio.BaseProtocol:
+        return HttpProxyProtocol(engine, tls=tls, listener_name=listener.name, guard=guard)
 
     handshake_timeout = settings.client_header_timeout if tls else None
+    plan = accept_plan(
+        listener,
+        state,
+        make_app,
+        handshake_timeout=settings.client_header_timeout,
+        server_speaks_first=False,
+    )
+    if plan is not None:
+        factory, context, handshake_timeout = plan.factory, plan.ssl, plan.handshake_timeout
+    server = await create_listening_server(listener, factory, context, handshake_timeout, sock)
+    _forget_closed_servers(engine)
+    engine.servers.append(server)
+    _server_engines[id(server)] = engine
+    _freeze_startup_heap()
+    return server
+
+
+def _forget_closed_servers(engine: HttpEngine) -> None:
+    """Unlink servers a reload closed, so drain sees when the engine has none left."""
+    for closed in [server for server in engine.servers if not server.is_serving()]:
+        engine.servers.remove(closed)
+        _server_engines.pop(id(closed), None)
+
+
+def _rejudge(engine: HttpEngine, listener_name: str, guard: InboundGuard | None) -> None:
+    """A reload restarts a listener whose permissions changed: the live connections of the
+    one it replaces are judged again, so their next request gets the new decision."""
+    for client in engine.clients:
+        if client.listener_name == listener_name and client.guard != guard:
+            client.guard = guard
+            client.denied = guard is not None and not guard.allows(
+                client.peer_ids, client.client_ip
+            )
+
+
+async def create_listening_server(
+    listener: snapshot.Listener,
+    factory: Callable[[], asyncio.BaseProtocol],
+    context: ssl.SSLContext | None,
+    handshake_timeout: float | None,
+    sock: socket.socket | None = None,
+) -> asyncio.Server:
+    """``loop.create_server`` with ``listener``'s address, backlog and port reuse."""
+    loop = asyncio.get_running_loop()
     if sock is not None:
-        server = await loop.create_server(
+        return await loop.create_server(
             factory,
             sock=sock,
             ssl=context,
             backlog=listener.backlog,
             ssl_handshake_timeout=handshake_timeout,
         )
-    else:
-        server = await loop.create_server(
-            factory,
-            host=listener.address,
-            port=listener.port,
-            ssl=context,
-            backlog=listener.backlog,
-            reuse_port=listener.reuse_port or None,
-            reuse_address=True,
-            ssl_handshake_timeout=handshake_timeout,
-        )
-    engine.servers.append(server)
-    _server_engines[id(server)] = engine
-    _freeze_startup_heap()
-    return server
+    return await loop.create_server(
+        factory,
+        host=listener.address,
+        port=listener.port,
+        ssl=context,
+        backlog=listener.backlog,
+        reuse_port=listener.reuse_port or None,
+        reuse_address=True,
+        ssl_handshake_timeout=handshake_timeout,
+    )
 
 
 def _freeze_startup_heap() -> None:
@@ -126,6 +179,7 @@ async def drain(servers: Sequence[asyncio.Server], timeout: float) -> None:
     are closed at once; whatever is still open at the timeout is aborted.
     """
     engines: dict[int, HttpEngine] = {}
+    tcp_engines: dict[int, TcpEngine] = {}
     for server in servers:
         server.close()
         engine = _server_engines.pop(id(server), None)
@@ -133,6 +187,9 @@ async def drain(servers: Sequence[asyncio.Server], timeout: float) -> None:
             engines[id(engine)] = engine
             if server in engine.servers:
                 engine.servers.remove(server)
+        tcp_engine = engine_of_server(server)
+        if tcp_engine is not None:
+            tcp_engines[id(tcp_engine)] = tcp_engine
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     for engine in engines.values():
@@ -141,14 +198,21 @@ async def drain(servers: Sequence[asyncio.Server], timeout: float) -> None:
         open_clients = [c for e in engines.values() for c in e.clients if not c.closed]
         for client in open_clients:
             client.close_if_idle()
-        if not open_clients or loop.time() >= deadline:
+        tcp_open = any(e.connections for e in tcp_engines.values())
+        if (not open_clients and not tcp_open) or loop.time() >= deadline:
             break
         await asyncio.sleep(min(0.05, max(0.0, deadline - loop.time())))
     for engine in engines.values():
         for client in list(engine.clients):
             client.transport.abort()
+        _forget_closed_servers(engine)
         if not engine.servers:
             engine.pools.close_idle()
             engine.sweeper.close()
             if _engines.get(id(engine.state)) is engine:
                 del _engines[id(engine.state)]
+    for tcp_engine in tcp_engines.values():
+        for connection in list(tcp_engine.connections):
+            connection.abort()
+        if not tcp_engine.servers:
+            forget_engine(tcp_engine)

@@ -31,11 +31,14 @@ from meshgate.proxy.http.heads import (
     status_line,
 )
 from meshgate.proxy.http.request import ProxyRequest, parse_target
+from meshgate.proxy.tls.identity import peer_ids_of
+from meshgate.proxy.tls.permissions import FORBIDDEN_MESSAGE, FORBIDDEN_REASON
 
 if TYPE_CHECKING:
     from meshgate.proxy.http.engine import HttpEngine
     from meshgate.proxy.http.exchange import Exchange
     from meshgate.proxy.http.websocket import Tunnel
+    from meshgate.proxy.tls.permissions import InboundGuard
 
 _log = logging.getLogger("meshgate.proxy")
 INFO = logging.INFO
@@ -45,6 +48,8 @@ log_enabled = access_logger.isEnabledFor
 PH_IDLE, PH_HEAD, PH_BODY, PH_WAIT = 0, 1, 2, 3
 # Why reading is paused (a bit each).
 PAUSE_PIPELINE, PAUSE_BODY, PAUSE_UPSTREAM, PAUSE_UPGRADE, PAUSE_PLUGIN = 1, 2, 4, 8, 16
+# What a client the mesh's traffic permissions deny gets for each request.
+_FORBIDDEN = (403, FORBIDDEN_REASON, FORBIDDEN_MESSAGE)
 
 
 class ClientPipe(Protocol):
@@ -66,14 +71,18 @@ class HttpProxyProtocol(asyncio.Protocol):
         "closed",
         "current",
         "deadline",
+        "denied",
         "engine",
         "fatal",
         "fwd_static",
+        "guard",
         "half_closed",
         "head_bytes",
+        "listener_name",
         "parser",
         "parsing",
         "pause_mask",
+        "peer_ids",
         "phase",
         "port_bytes",
         "scheme_bytes",
@@ -88,8 +97,19 @@ class HttpProxyProtocol(asyncio.Protocol):
         "write_paused",
     )
 
-    def __init__(self, engine: HttpEngine, *, tls: bool) -> None:
+    def __init__(
+        self,
+        engine: HttpEngine,
+        *,
+        tls: bool,
+        listener_name: str = "",
+        guard: InboundGuard | None = None,
+    ) -> None:
         self.engine = engine
+        self.guard = guard  # mesh listeners: who may use it; None: anybody, nothing checked
+        self.peer_ids: tuple[str, ...] = ()  # URI SANs of the client's verified certificate
+        self.denied = False  # every request gets 403 (decided once, in connection_made)
+        self.listener_name = listener_name  # picks the router of listener-scoped routes
         self.settings = engine.settings
         self.clock = engine.sweeper
         self.fwd_static = b""
@@ -140,6 +160,10 @@ class HttpProxyProtocol(asyncio.Protocol):
         self.deadline = now + settings.client_header_timeout
         self.engine.clients.add(self)
         self.engine.sweeper.add(self)
+        if self.guard is not None:
+            if self.tls:
+                self.peer_ids = peer_ids_of(transport)
+            self.denied = not self.guard.allows(self.peer_ids, self.client_ip)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -150,6 +174,8 @@ class HttpProxyProtocol(asyncio.Protocol):
             self.tunnel.client_closed()
             return
         current = self.current
+        if current is not None and current.ctx is not None:
+            current.ctx.client_gone()  # a plugin streaming to this client stops now
         if current is not None and not current.responded:
             exchange = current.exchange
             if exchange is not None:
@@ -161,8 +187,11 @@ class HttpProxyProtocol(asyncio.Protocol):
     def eof_received(self) -> bool | None:
         if self.tunnel is not None:
             return None
-        if self.current is not None:
+        current = self.current
+        if current is not None:
             self.half_closed = True  # finish the request in flight, then close
+            if current.exchange is None and current.ctx is not None:
+                current.ctx.client_gone()  # a plugin's stream to a client that left
             return True
         return None
 
@@ -240,7 +269,9 @@ class HttpProxyProtocol(asyncio.Protocol):
 
     def on_message_begin(self) -> None:
         now = self.clock.now
-        self.parsing = ProxyRequest(self.client_ip, now)
+        self.parsing = req = ProxyRequest(self.client_ip, now)
+        if self.denied:
+            req.error = _FORBIDDEN
         if self.current is None:
             self.head_bytes = 0
             self.phase = PH_HEAD

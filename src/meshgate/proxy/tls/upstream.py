@@ -23,15 +23,17 @@ from typing import Any
 
 from meshgate import snapshot
 from meshgate.proxy.tls.common import apply_defaults, load_pem_pairs
+from meshgate.proxy.tls.identity import PeerCheckingSSLObject
 
 _ClientMaterial = tuple[str, str, str | None, str | None]
-_Key = tuple[bool, int | None, tuple[str, ...], _ClientMaterial | None]
+_Key = tuple[bool, int | None, tuple[str, ...], _ClientMaterial | None, tuple[str, ...]]
 
 
 class UpstreamContext(ssl.SSLContext):
     """A client ``SSLContext`` that also carries the verify depth to enforce."""
 
     verify_depth: int | None = None
+    peer_ids: frozenset[str] = frozenset()  # non-empty: one must be a URI SAN of the peer
 
 
 class UpstreamTLS:
@@ -50,13 +52,15 @@ class UpstreamTLS:
         verify_depth: int | None,
         ca_certificates: Sequence[snapshot.CACertificate],
         client_certificate: snapshot.Certificate | None,
+        peer_ids: Sequence[str] = (),
     ) -> UpstreamContext:
         """The context for these settings; identical settings give the identical object.
 
         ``verify`` False: no certificate or host name check.  True: the peer must present
         a certificate chaining to ``ca_certificates`` (the system's CAs when empty) and
         naming the host.  ``client_certificate`` is presented when the upstream asks (mTLS).
-        Bad PEM material raises ``ValueError``.
+        ``peer_ids`` (non-empty) implies verification, with one of these URI SANs required
+        of the peer instead of its host name.  Bad PEM material raises ``ValueError``.
         """
         client_material = (
             None
@@ -68,11 +72,13 @@ class UpstreamTLS:
                 client_certificate.key_alt,
             )
         )
+        verify = verify or bool(peer_ids)
         key: _Key = (
             verify,
             verify_depth if verify else None,
             tuple(ca.cert for ca in ca_certificates) if verify else (),
             client_material,
+            tuple(sorted(set(peer_ids))),
         )
         context = self._contexts.get(key)
         if context is not None:
@@ -120,12 +126,16 @@ def _new_context(
     verify_depth: int | None,
     ca_pems: tuple[str, ...],
     client_material: _ClientMaterial | None,
+    peer_ids: tuple[str, ...],
 ) -> UpstreamContext:
     context = UpstreamContext(ssl.PROTOCOL_TLS_CLIENT)
     apply_defaults(context)
+    if peer_ids:
+        context.peer_ids = frozenset(peer_ids)
+        context.sslobject_class = PeerCheckingSSLObject
     if verify:
         context.verify_mode = ssl.CERT_REQUIRED
-        context.check_hostname = True
+        context.check_hostname = not peer_ids
         context.verify_depth = verify_depth
         if ca_pems:
             try:

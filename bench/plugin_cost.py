@@ -1,0 +1,240 @@
+"""Per-plugin cost: µs of CPU per request for each plugin of the bench's plugins case.
+
+The plugins case's own Kong declarative config (``harness_configs.kong_plugins_route``) is
+loaded and compiled as ``meshgate run`` does (declarative load → snapshot → the real
+``compile_plugins`` with the bundled registry); then, per request, what the engine runs on a
+route with plugins: a parsed request head (``scan_request_headers``), the engine's context,
+rewrite+access (``runner.advance``), the upstream head with the plugins' changes
+(``flow.request_head``), the response phase on a 200 and the log phase — N times in one
+thread.  Not included: sockets, parsing and the event loop (those are in the end-to-end
+figure the bench prints next to this table).
+
+Rows (each the median over interleaved repeats):
+  runtime       a chain of one plugin that does nothing, minus the no-plugin path (no
+                context, plain upstream head): what having any plugin on a route costs
+  <plugin>      a chain of only that plugin, minus the one no-op plugin chain
+  all plugins   the case's whole chain, minus the no-plugin path
+
+rate-limiting counts in the node's shared counter file with its per-stripe lock, as under
+``meshgate run`` (``MESHGATE_NODE_ID``/``MESHGATE_RUNTIME_DIR`` point at a temp folder).
+
+    .venv/bin/python bench/plugin_cost.py [--iterations N] [--repeats R] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import harness_configs as configs
+
+_UPSTREAM_PORT = 9  # never connected to: the config needs a service URL
+_RESPONSE_LINES = [b"Content-Type: text/plain\r\n", b"Content-Length: 5\r\n"]
+_FORWARDED = b"X-Forwarded-For: 127.0.0.1\r\nX-Forwarded-Proto: http\r\n"
+
+
+@dataclass(frozen=True)
+class CostRow:
+    name: str
+    us_per_request: float
+    what: str
+
+
+def _request_headers() -> list[tuple[bytes, bytes]]:
+    pairs = [("Host", "127.0.0.1:8000"), ("User-Agent", "wrk"), *configs.PLUGINS_HEADERS.items()]
+    return [(name.encode(), value.encode()) for name, value in pairs]
+
+
+class _Runner:
+    """Builds the chains once and times one request through any of them."""
+
+    def __init__(self) -> None:
+        from meshgate.compiler import NodeSettings, compile_gateway
+        from meshgate.proxy.filters.api import PluginConfig, PluginHandler
+        from meshgate.proxy.filters.registry import PluginRegistry, spec_from_handler
+        from meshgate.resources.declarative import load_text
+        from meshgate.snapshot import PluginInstance
+
+        class NoOpConfig(PluginConfig):
+            pass
+
+        class NoOp(PluginHandler):
+            name = "bench-noop"
+            PRIORITY = 1
+            Config = NoOpConfig
+
+            def access(self, ctx: Any) -> None:
+                return None
+
+        self.registry = PluginRegistry("bundled")
+        self.registry.register(spec_from_handler("bench-noop", NoOp, "bench"))
+        text = configs.kong_plugins_route(_UPSTREAM_PORT)
+        node = NodeSettings.from_proxy_listen("127.0.0.1:8000")
+        self.snapshot = compile_gateway(load_text(text), node)
+        self.route = self.snapshot.routes[0]
+        self.service = self.snapshot.services[0]
+        self.node_resources: dict[str, Any] = {}
+        self.every = tuple(self.snapshot.plugins)
+        self.noop = PluginInstance(id="bench-noop", name="bench-noop", route=self.route.id)
+        self.headers = _request_headers()
+
+    def chain(self, plugins: tuple[Any, ...]) -> Any:
+        from meshgate.proxy.filters.chain import compile_plugins
+        from meshgate.proxy.filters.env import SnapshotEnv
+
+        snap = self.snapshot.model_copy(update={"plugins": plugins})
+        compiled = compile_plugins(snap, self.registry, SnapshotEnv(snap, self.node_resources))
+        http_chain, _ = compiled.chains[self.route.id]
+        return http_chain
+
+    def request(self) -> Any:
+        from meshgate.proxy.http.clock import monotonic
+        from meshgate.proxy.http.heads import scan_request_headers
+        from meshgate.proxy.http.request import ProxyRequest
+
+        req = ProxyRequest("127.0.0.1", monotonic())
+        req.method, req.raw_path, req.url = b"GET", b"/", b"/"
+        req.headers = list(self.headers)
+        scan_request_headers(req.headers, req)
+        req.headers_done = req.message_complete = True
+        req.head_size = 64
+        return req
+
+    def plain_once(self) -> None:
+        """The engine's path on a route without plugins: the head, no context."""
+        from meshgate.proxy.http.heads import build_request_head
+
+        req = self.request()
+        build_request_head(
+            req.method, b"/", b"127.0.0.1:8000", req.kept, _FORWARDED, chunked=False, upgrade=None
+        )
+
+    def once(self, chain: Any) -> None:
+        from meshgate.proxy.filters.api import Exit, Phase
+        from meshgate.proxy.filters.context import HttpContext
+        from meshgate.proxy.filters.flow import request_head
+        from meshgate.proxy.filters.runner import advance, later_phases, run_log, run_response
+        from meshgate.proxy.http.clock import monotonic
+
+        req = self.request()
+        ctx = HttpContext(
+            req, scheme="http", port=8000, route=self.route, service=None, chain=chain
+        )
+        try:
+            if advance(ctx, chain, 0) is not None:
+                raise RuntimeError("a plugin of the bench chain awaited: cannot time it inline")
+        except Exit as refused:
+            raise RuntimeError(f"the bench chain refused the request: {refused}") from None
+        ctx.phase = Phase.RESPONSE
+        request_head(ctx, req, b"/", b"127.0.0.1:8000", _FORWARDED)
+        responders, _, loggers = later_phases(ctx, chain)
+        ctx.start_response(200, list(_RESPONSE_LINES))
+        run_response(ctx, responders)
+        table = ctx.response_table
+        if table is not None and table.changed:
+            table.apply(list(_RESPONSE_LINES))
+        ctx.t_end = monotonic()
+        ctx.bytes_sent = 120
+        run_log(ctx, loggers)
+
+
+def _time_us(step: Callable[[], None], iterations: int) -> float:
+    started = time.thread_time()  # CPU time of this thread: other work on the machine is out
+    for _ in range(iterations):
+        step()
+    return (time.thread_time() - started) * 1e6 / iterations
+
+
+def measure(iterations: int = 20_000, repeats: int = 5) -> list[CostRow]:
+    """The cost table (see the module docstring); takes about iterations x repeats x 60 µs."""
+    runtime_dir = tempfile.mkdtemp(prefix="meshgate-plugin-cost-")
+    saved = {k: os.environ.get(k) for k in ("MESHGATE_NODE_ID", "MESHGATE_RUNTIME_DIR")}
+    os.environ["MESHGATE_NODE_ID"] = f"plugin-cost-{os.getpid()}"
+    os.environ["MESHGATE_RUNTIME_DIR"] = runtime_dir
+    try:
+        return _measure(iterations, repeats)
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        for leftover in Path(runtime_dir).iterdir():
+            leftover.unlink()
+        os.rmdir(runtime_dir)
+
+
+def _measure(iterations: int, repeats: int) -> list[CostRow]:
+    runner = _Runner()
+    steps: dict[str, Callable[[], None]] = {"plain": runner.plain_once}
+    noop_chain = runner.chain((runner.noop,))
+    steps["noop"] = lambda: runner.once(noop_chain)
+    for instance in runner.every:
+        alone = runner.chain((instance,))
+        steps[instance.name] = lambda chain=alone: runner.once(chain)
+    every_chain = runner.chain(runner.every)
+    steps["all"] = lambda: runner.once(every_chain)
+    for step in steps.values():  # warm caches (key index, counters, metric children)
+        _time_us(step, max(1, iterations // 10))
+    samples: dict[str, list[float]] = {name: [] for name in steps}
+    for _ in range(repeats):
+        for name, step in steps.items():
+            samples[name].append(_time_us(step, iterations))
+    median = {name: statistics.median(values) for name, values in samples.items()}
+    rows = [
+        CostRow("runtime", median["noop"] - median["plain"],
+                "context + phases + rebuilt upstream head, one no-op plugin"),
+    ]  # fmt: skip
+    rows += [
+        CostRow(instance.name, median[instance.name] - median["noop"], "that plugin alone")
+        for instance in runner.every
+    ]
+    rows.append(
+        CostRow("all plugins", median["all"] - median["plain"],
+                " + ".join(i.name for i in runner.every) + ", runtime included")
+    )  # fmt: skip
+    return rows
+
+
+def format_table(rows: list[CostRow], end_to_end: dict[str, dict[str, float]] | None = None) -> str:
+    lines = [
+        "== per-plugin cost, in-process (real compile + engine context, thread CPU time, no I/O)",
+        f"{'plugin':<16}{'µs/request':>11}   what",
+    ]
+    lines += [f"{row.name:<16}{row.us_per_request:>11.1f}   {row.what}" for row in rows]
+    for case, delta in (end_to_end or {}).items():
+        lines.append(
+            f"end-to-end {case}: meshgate-plugins - meshgate = "
+            f"{delta['cpu_us']:+.1f} µs CPU/request (proxy CPU time), "
+            f"{delta['wall_us']:+.1f} µs/request from RPS (1e6/rps; one proxy core)"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--iterations", type=int, default=20_000)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--json", action="store_true", help="print the rows as JSON")
+    options = parser.parse_args(argv)
+    rows = measure(options.iterations, options.repeats)
+    if options.json:
+        print(json.dumps([asdict(row) for row in rows], indent=2))
+    else:
+        print(format_table(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,153 @@
+"""``meshgate dp --role sidecar``: a sidecar that runs the snapshots a control plane pushes.
+
+The Dataplane comes from ``--dataplane FILE.yaml`` (Kuma's Universal shape) or from flags:
+``--name``, ``--mesh``, ``--address``, ``--inbound SERVICE:PORT:PROTOCOL[:SERVICE_PORT]``
+(the sidecar listens on ``address:PORT`` and forwards to the app on
+``127.0.0.1:SERVICE_PORT``, default ``PORT``), ``--outbound SERVICE:PORT`` (the app calls
+``127.0.0.1:PORT``).  State (key, last good snapshot, pinned CP) lives in ``--state-dir``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import typer
+import uvloop
+import yaml
+
+from meshgate.agent.dataplane.client import AgentConfig, DataplaneAgent, Refused
+from meshgate.agent.logs import configure_logging
+from meshgate.agent.supervisor import InProcessProxy, NodeOptions
+from meshgate.cli.loading import print_violations
+from meshgate.errors import ConfigError, Violation
+from meshgate.policies import parse_resource
+from meshgate.proxy.http.settings import ProxySettings
+from meshgate.resources.mesh.base import PROTOCOL_TAG, SERVICE_TAG
+from meshgate.resources.mesh.dataplane import Dataplane
+
+_log = logging.getLogger("meshgate.dp")
+
+
+def dp(
+    cp_url: str = typer.Option("https://127.0.0.1:5678", "--cp", help="The CP's DP server URL."),
+    token: Path = typer.Option(..., "--token", help="File holding the dataplane token."),
+    role: str = typer.Option("sidecar", "--role", help="sidecar (gateway: not yet)."),
+    dataplane_file: Path | None = typer.Option(None, "--dataplane", help="Dataplane YAML file."),
+    name: str | None = typer.Option(None, "--name"),
+    mesh: str = typer.Option("default", "--mesh"),
+    address: str = typer.Option("127.0.0.1", "--address"),
+    inbound: list[str] = typer.Option([], "--inbound", help="SERVICE:PORT:PROTOCOL[:APP_PORT]"),
+    outbound: list[str] = typer.Option([], "--outbound", help="SERVICE:PORT"),
+    state_dir: Path | None = typer.Option(None, "--state-dir", help="Default .meshgate-dp/<name>"),
+    ca_cert: Path | None = typer.Option(None, "--ca-cert", help="Verify the CP with this root."),
+    cp_fingerprint: str | None = typer.Option(
+        None, "--cp-fingerprint", help="Pin the CP certificate (sha256:<hex>); default: TOFU."
+    ),
+    log_level: str = typer.Option("info", "--log-level"),
+    access_log: str = typer.Option("off", "--access-log"),
+    drain_timeout: float = typer.Option(5.0, "--drain-timeout"),
+) -> None:
+    """Run a data plane proxy connected to a control plane."""
+    configure_logging(log_level, access_log == "on")
+    if role != "sidecar":
+        raise typer.BadParameter("only --role sidecar is supported so far", param_hint="--role")
+    try:
+        document = _dataplane_document(dataplane_file, name, mesh, address, inbound, outbound)
+    except ConfigError as exc:
+        print_violations(str(dataplane_file or "dataplane flags"), exc)
+        raise typer.Exit(2) from None
+    parts = urlsplit(cp_url)
+    if parts.scheme != "https" or parts.hostname is None:
+        raise typer.BadParameter(f"{cp_url!r} is not https://HOST:PORT", param_hint="--cp")
+    config = AgentConfig(
+        cp_host=parts.hostname,
+        cp_port=parts.port or 5678,
+        token_file=token,
+        dataplane=document,
+        state_dir=state_dir or Path(".meshgate-dp") / f"{document['mesh']}-{document['name']}",
+        ca_file=ca_cert,
+        fingerprint=cp_fingerprint,
+    )
+    options = NodeOptions(
+        settings=ProxySettings(), log_level=log_level, drain_timeout=drain_timeout
+    )
+    try:
+        uvloop.run(_serve(config, options))
+    except Refused as exc:
+        typer.echo(f"the control plane refused this dataplane: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+async def _serve(config: AgentConfig, options: NodeOptions) -> None:
+    proxy = InProcessProxy(options)
+    agent = DataplaneAgent(config, proxy)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    loop.add_signal_handler(signal.SIGINT, stop.set)
+    try:
+        await agent.run(stop)
+    finally:
+        if agent.running is not None:
+            await proxy.stop()
+
+
+def _dataplane_document(
+    path: Path | None,
+    name: str | None,
+    mesh: str,
+    address: str,
+    inbound: list[str],
+    outbound: list[str],
+) -> dict[str, Any]:
+    """The Dataplane resource to register, validated (``ConfigError`` otherwise)."""
+    if path is not None:
+        try:
+            doc = yaml.safe_load(path.read_text())
+        except (OSError, yaml.YAMLError) as exc:
+            raise ConfigError([Violation("", f"cannot read {path}: {exc}")]) from None
+    else:
+        if name is None:
+            raise ConfigError([Violation("name", "--name (or --dataplane FILE) is required")])
+        doc = {
+            "type": "Dataplane",
+            "name": name,
+            "mesh": mesh,
+            "networking": {
+                "address": address,
+                "inbound": [_inbound(text, i) for i, text in enumerate(inbound)],
+                "outbound": [_outbound(text, i) for i, text in enumerate(outbound)],
+            },
+        }
+    resource = parse_resource(doc)
+    if not isinstance(resource, Dataplane):
+        raise ConfigError([Violation("type", "expected a Dataplane")])
+    result: dict[str, Any] = resource.model_dump(by_alias=True, exclude_unset=True, mode="json")
+    return {**result, "type": "Dataplane", "name": resource.name, "mesh": resource.mesh}
+
+
+def _inbound(text: str, index: int) -> dict[str, Any]:
+    parts = text.split(":")
+    if len(parts) not in (3, 4) or not all(p.isdigit() for p in parts[1:2] + parts[3:]):
+        raise ConfigError(
+            [Violation(f"--inbound[{index}]", "expected SERVICE:PORT:PROTOCOL[:APP_PORT]")]
+        )
+    item: dict[str, Any] = {
+        "port": int(parts[1]),
+        "tags": {SERVICE_TAG: parts[0], PROTOCOL_TAG: parts[2]},
+    }
+    if len(parts) == 4:
+        item["servicePort"] = int(parts[3])
+    return item
+
+
+def _outbound(text: str, index: int) -> dict[str, Any]:
+    service, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit():
+        raise ConfigError([Violation(f"--outbound[{index}]", "expected SERVICE:PORT")])
+    return {"port": int(port), "tags": {SERVICE_TAG: service}}

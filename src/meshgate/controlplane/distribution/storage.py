@@ -1,0 +1,160 @@
+"""Mesh resources in the config store: collections, documents, keys, and the whole mesh state.
+
+Each resource kind is a store entity type ``mesh.<collection>`` (Kuma's plural, lower-case
+collection names: ``mesh.meshes``, ``mesh.dataplanes``, ``mesh.meshtrafficpermissions``…).
+Ids are ``<name>`` for meshes and ``<mesh>/<name>`` for everything else, so names are unique
+per mesh.  Documents are Kuma's Universal shape: policies ``{type, name, mesh, labels, spec}``;
+``Mesh`` and ``Dataplane`` with their fields beside ``type`` (``networking``, ``mtls``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from meshgate.policies import SPEC_TYPES, default_resources, parse_resource
+from meshgate.resources.mesh.dataplane import Dataplane
+from meshgate.resources.mesh.documents import MeshResource
+from meshgate.resources.mesh.mesh import Mesh
+from meshgate.resources.mesh.policy import Policy
+from meshgate.store.api import Entity, Store, Transaction
+
+PREFIX = "mesh."
+
+
+def collection_of(kind: str) -> str:
+    """``MeshRetry`` → ``meshretries``; ``Dataplane`` → ``dataplanes``; ``Mesh`` → ``meshes``."""
+    lower = kind.lower()
+    if lower.endswith("y"):
+        return lower[:-1] + "ies"
+    if lower.endswith("h"):
+        return lower + "es"
+    return lower + "s"
+
+
+KINDS: dict[str, str] = {collection_of(kind): kind for kind in ("Dataplane", *SPEC_TYPES)}
+"""Mesh-scoped collection → resource type."""
+
+
+def entity_type(collection: str) -> str:
+    return PREFIX + collection
+
+
+def entity_id(mesh: str, name: str) -> str:
+    return f"{mesh}/{name}"
+
+
+def to_document(resource: MeshResource) -> dict[str, Any]:
+    """The JSON document the API serves and the store keeps."""
+    if isinstance(resource, Policy):
+        return resource.to_document()
+    body = resource.model_dump(by_alias=True, exclude_unset=True, mode="json")
+    head: dict[str, Any] = {"type": resource.type, "name": resource.name}
+    if isinstance(resource, Dataplane):
+        head["mesh"] = resource.mesh
+    head["labels"] = dict(resource.labels)
+    return {**head, **{k: v for k, v in body.items() if k not in head}}
+
+
+@dataclass
+class MeshState:
+    """Every mesh resource at one store revision, validated."""
+
+    revision: int = 0
+    meshes: dict[str, Mesh] = field(default_factory=dict)
+    dataplanes: dict[str, dict[str, Dataplane]] = field(default_factory=dict)
+    policies: dict[str, list[Policy]] = field(default_factory=dict)
+    # per mesh: a key that changes whenever any resource of that mesh changes
+    fingerprints: dict[str, tuple[Any, ...]] = field(default_factory=dict)
+
+    def dataplane(self, mesh: str, name: str) -> Dataplane | None:
+        return self.dataplanes.get(mesh, {}).get(name)
+
+    def mesh_dataplanes(self, mesh: str) -> list[Dataplane]:
+        return list(self.dataplanes.get(mesh, {}).values())
+
+    def mesh_policies(self, mesh: str) -> list[Policy]:
+        return self.policies.get(mesh, [])
+
+
+def state_from_entities(revision: int, entities: Iterable[Entity]) -> MeshState:
+    """Build the state from stored entities; entities that no longer validate are skipped."""
+    state = MeshState(revision=revision)
+    parts: dict[str, list[Any]] = {}
+    for entity in entities:
+        if not entity.type.startswith(PREFIX):
+            continue
+        try:
+            resource = parse_resource(strip_id(entity.doc))
+        except Exception:
+            continue
+        if isinstance(resource, Mesh):
+            state.meshes[resource.name] = resource
+            parts.setdefault(resource.name, []).append(("Mesh", entity.updated_at, entity.doc))
+        elif isinstance(resource, Dataplane):
+            state.dataplanes.setdefault(resource.mesh, {})[resource.name] = resource
+            parts.setdefault(resource.mesh, []).append((entity.id, entity.updated_at))
+        else:
+            state.policies.setdefault(resource.mesh, []).append(resource)
+            parts.setdefault(resource.mesh, []).append((entity.id, entity.updated_at))
+    for mesh, items in parts.items():
+        state.fingerprints[mesh] = tuple(sorted(items, key=repr))
+    return state
+
+
+async def load_state(store: Store) -> MeshState:
+    dump = await store.dump_all()
+    return state_from_entities(dump.revision, dump.entities)
+
+
+async def put_resource(tx: Transaction, resource: MeshResource) -> bool:
+    """Insert or replace one resource; True when it was created. Unchanged docs are kept."""
+    doc = to_document(resource)
+    if isinstance(resource, Mesh):
+        kind, ident = entity_type("meshes"), resource.name
+    else:
+        kind = entity_type(collection_of(resource.type))
+        ident = entity_id(resource.mesh, resource.name)
+    stored = await tx.get(kind, ident)
+    if stored is not None and _same(stored, doc):
+        return False
+    await tx.upsert(kind, ident, {**doc, "id": ident}, unique_keys=())
+    return stored is None
+
+
+async def create_mesh(store: Store, mesh: Mesh) -> bool:
+    """Put ``mesh``; a new mesh also gets its default policies. True when it was created."""
+    async with store.transaction() as tx:
+        created = await put_resource(tx, mesh)
+        if created:
+            for policy in default_resources(mesh):
+                await put_resource(tx, policy)
+    return created
+
+
+async def ensure_mesh(store: Store, name: str = "default") -> bool:
+    """Create the mesh ``name`` (with its defaults) unless it exists; True when created."""
+    if await store.get(entity_type("meshes"), name) is not None:
+        return False
+    resource = parse_resource({"type": "Mesh", "name": name})
+    assert isinstance(resource, Mesh)
+    return await create_mesh(store, resource)
+
+
+async def delete_mesh(store: Store, mesh: str) -> bool:
+    """Delete a mesh and every resource in it; False when there was no such mesh."""
+    async with store.transaction() as tx:
+        if not await tx.delete(entity_type("meshes"), mesh):
+            return False
+        for collection in KINDS:
+            await tx.delete_many(entity_type(collection), filter={"mesh": mesh})
+    return True
+
+
+def strip_id(doc: Mapping[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in doc.items() if key != "id"}
+
+
+def _same(stored: Mapping[str, Any], doc: Mapping[str, Any]) -> bool:
+    return strip_id(stored) == doc

@@ -1,0 +1,1 @@
+"""response-ratelimiting: limits the upstream spends through a response header (Kong's)."""
