@@ -1,20 +1,31 @@
 """Event-gateway bench: HTTP produce through meshgate vs a direct client, and SSE fan-out.
 
-Produce (same run, same broker/log, one case after the other): wrk with a Lua POST script
-against a ``meshgate run`` process (one worker) — ``kafka-upstream`` (answers after the log
-acknowledged, acks all) and ``kafka-rest`` v3 records — and, as the baseline, a direct client
-with the same acks: confluent-kafka ``Producer`` (idempotent, acks all, linger.ms 2 like the
-gateway's) for Kafka, the ``EmbeddedEventLog`` API in-process for the embedded log. Direct at
-c=1 is one record at a time waiting for each ack; at c=50 it keeps 50 records in flight (the
-same concurrency the HTTP clients have); ``batched`` is the producer's best case (no
-waiting). Ratios are gateway / direct at the same concurrency.
+Produce (same run, same broker/log, one case after the other), every record value a compact
+JSON object of exactly ``--record-bytes`` (default 1024): wrk with a Lua POST script against a
+``meshgate run`` process (one worker), and as the baseline a direct client with the same acks:
+confluent-kafka ``Producer`` (idempotent, acks all, linger.ms 2 like the gateway's) for Kafka,
+the ``EmbeddedEventLog`` API in-process for the embedded log.
+
+* single (one record per request) at c=1 and c=50: ``kafka-upstream`` (raw body; answers
+  after the log acknowledged, acks all) and ``kafka-rest`` v3 ``.../records``; direct keeps 1
+  or 50 records in flight, waiting for each ack.
+* batched (``--batch`` records per request, default 100) at c=1 and c=8: ``kafka-rest`` v2
+  ``POST /topics/{t}`` (``{"records": [...]}``, embedded JSON format) and v3 streamed
+  (``--batch`` record objects concatenated in one ``.../records`` body); direct produces the
+  same number of records as one batch (``produce`` calls then waits for all their deliveries;
+  one ``EventLog.produce`` of the list) with 1 or 8 batches in flight. Records/s counts
+  records; p50/p99 are per request (per batch for direct).
+* ``direct ... unbounded`` (Kafka only): the producer's best case, records never waited for.
+
+Ratios are gateway / direct at the same concurrency and batch size.
 
 SSE fan-out (``--sse N``): N SSE clients (raw asyncio sockets in two client processes) on one
 gateway process's ``kafka-consume`` route, then M records produced one by one; delivery
 latency is record POSTed → each client has it; RSS per connection from /proc.
 
-Usage: ``.venv/bin/python bench/events_bench.py [--duration 5] [--sse 10000] [--no-kafka]``
-(Kafka: ``MESHGATE_TEST_KAFKA_BOOTSTRAP`` or ``--bootstrap``; ``bash scripts/services/up.sh``).
+Usage: ``.venv/bin/python bench/events_bench.py [--duration 5] [--record-bytes 1024]
+[--batch 100] [--sse 10000] [--no-kafka]`` (Kafka: ``MESHGATE_TEST_KAFKA_BOOTSTRAP`` or
+``--bootstrap``; ``bash scripts/services/up.sh``).
 """
 
 from __future__ import annotations
@@ -41,8 +52,21 @@ from harness_wrk import parse_wrk_output
 
 REPO = Path(__file__).resolve().parents[1]
 PYTHON = str(REPO / ".venv" / "bin" / "python")
-PAYLOAD = json.dumps({"order": 12345, "item": "widget", "note": "x" * 64})
+RECORD_BYTES = 1024
 RESULTS_DIR = REPO / "bench" / "results"
+
+
+def record_object(size: int) -> dict[str, Any]:
+    """A JSON object whose compact text (as the gateway stores it) is exactly ``size`` bytes."""
+    doc: dict[str, Any] = {"order": 12345, "item": "widget", "note": ""}
+    doc["note"] = "x" * max(0, size - len(compact(doc)))
+    if len(compact(doc)) != size:
+        raise ValueError(f"record size {size} is below the minimum {len(compact(doc))}")
+    return doc
+
+
+def compact(doc: Any) -> str:
+    return json.dumps(doc, separators=(",", ":"), ensure_ascii=False)
 
 
 def free_port() -> int:
@@ -152,6 +176,7 @@ class Result:
     p50_ms: float | None
     p99_ms: float | None
     errors: int = 0
+    batch: int = 1
 
 
 def percentile(sorted_values: list[float], fraction: float) -> float:
@@ -162,21 +187,28 @@ def percentile(sorted_values: list[float], fraction: float) -> float:
 
 
 def from_latencies(name: str, backend: str, conc: int | str, latencies: list[float],
-                   elapsed: float, errors: int = 0) -> Result:  # fmt: skip
+                   elapsed: float, errors: int = 0, batch: int = 1) -> Result:  # fmt: skip
+    """``latencies``: one per completed batch (of ``batch`` records)."""
     ordered = sorted(latencies)
-    return Result(name, backend, conc, len(latencies) / elapsed,
-                  percentile(ordered, 0.5) * 1000, percentile(ordered, 0.99) * 1000, errors)  # fmt: skip
+    return Result(name, backend, conc, len(latencies) * batch / elapsed,
+                  percentile(ordered, 0.5) * 1000, percentile(ordered, 0.99) * 1000, errors,
+                  batch)  # fmt: skip
 
 
 # ------------------------------------------------------------------ HTTP via wrk
 
 
-def wrk_post(url: str, body: str, connections: int, duration: int, workdir: Path) -> Any:
+JSON = "application/json"
+JSON_V2 = "application/vnd.kafka.json.v2+json"
+
+
+def wrk_post(url: str, body: str, content_type: str, connections: int, duration: int,
+             workdir: Path) -> Any:  # fmt: skip
     script = workdir / f"post-{uuid.uuid4().hex[:8]}.lua"
     script.write_text(
         'wrk.method = "POST"\n'
         f"wrk.body = {json.dumps(body)}\n"
-        'wrk.headers["Content-Type"] = "application/json"\n'
+        f'wrk.headers["Content-Type"] = "{content_type}"\n'
     )
     argv = ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency", "-s", str(script),
             url]  # fmt: skip
@@ -186,7 +218,7 @@ def wrk_post(url: str, body: str, connections: int, duration: int, workdir: Path
     return parse_wrk_output(done.stdout)
 
 
-def warm_up(url: str, body: str, requests: int = 20) -> None:
+def warm_up(url: str, body: str, content_type: str, requests: int = 20) -> None:
     """A few produces first: topic creation, producer start and first metadata stay out of
     the measured run."""
     import http.client
@@ -197,7 +229,7 @@ def warm_up(url: str, body: str, requests: int = 20) -> None:
     try:
         for _ in range(requests):
             conn.request("POST", parts.path, body=body.encode(),
-                         headers={"Content-Type": "application/json"})  # fmt: skip
+                         headers={"Content-Type": content_type})  # fmt: skip
             res = conn.getresponse()
             res.read()
             if res.status >= 300:
@@ -206,78 +238,114 @@ def warm_up(url: str, body: str, requests: int = 20) -> None:
         conn.close()
 
 
-def http_cases(gw: GatewayProcess, backend: str, topic: str, concurrency: int, duration: int,
-               workdir: Path) -> list[Result]:  # fmt: skip
+@dataclass(frozen=True)
+class HttpCase:
+    name: str
+    path: str  # after /<backend>
+    body: str
+    content_type: str
+    batch: int
+
+
+def http_case_set(topic: str, record_bytes: int, batch: int) -> dict[str, list[HttpCase]]:
+    """The single-record and the batched HTTP cases for one backend."""
+    value = record_object(record_bytes)
+    v3_one = compact({"value": {"type": "JSON", "data": value}})
+    v3_path = f"/rest/v3/clusters/meshgate/topics/{topic}/records"
+    v2_body = compact({"records": [{"value": value}] * batch})
+    return {
+        "single": [
+            HttpCase("gateway kafka-upstream", "/up", compact(value), JSON, 1),
+            HttpCase("gateway kafka-rest v3", v3_path, v3_one, JSON, 1),
+        ],
+        "batched": [
+            HttpCase("gateway kafka-rest v2 batch", f"/rest/topics/{topic}", v2_body, JSON_V2,
+                     batch),
+            HttpCase("gateway kafka-rest v3 streamed", v3_path, "\n".join([v3_one] * batch),
+                     JSON, batch),
+        ],
+    }  # fmt: skip
+
+
+def http_cases(gw: GatewayProcess, backend: str, cases: list[HttpCase], concurrency: int,
+               duration: int, workdir: Path) -> list[Result]:  # fmt: skip
     base = f"http://127.0.0.1:{gw.port}/{backend}"
-    rest_body = json.dumps({"value": {"type": "JSON", "data": json.loads(PAYLOAD)}})
     out = []
-    cases = (
-        ("gateway kafka-upstream", f"{base}/up", PAYLOAD),
-        ("gateway kafka-rest v3", f"{base}/rest/v3/clusters/meshgate/topics/{topic}/records",
-         rest_body),
-    )  # fmt: skip
-    for _, url, body in cases:
-        warm_up(url, body)
-    for name, url, body in cases:
-        wrk = wrk_post(url, body, concurrency, duration, workdir)
-        out.append(Result(name, backend, concurrency, wrk.rps, wrk.p50_us / 1000,
-                          wrk.p99_us / 1000, wrk.non_2xx + wrk.socket_errors))  # fmt: skip
+    for case in cases:
+        warm_up(base + case.path, case.body, case.content_type, 3 if case.batch > 1 else 20)
+    for case in cases:
+        wrk = wrk_post(base + case.path, case.body, case.content_type, concurrency, duration,
+                       workdir)  # fmt: skip
+        out.append(Result(case.name, backend, concurrency, wrk.rps * case.batch,
+                          wrk.p50_us / 1000, wrk.p99_us / 1000, wrk.non_2xx + wrk.socket_errors,
+                          case.batch))  # fmt: skip
     return out
 
 
 # ------------------------------------------------------------------ direct clients
 
 
-def direct_kafka(bootstrap: str, topic: str, window: int | None, duration: float) -> Result:
-    """``window`` records in flight (1: wait for each); None: batched, no waiting."""
+def direct_kafka(bootstrap: str, topic: str, value: bytes, window: int | None,
+                 duration: float, batch: int = 1) -> Result:  # fmt: skip
+    """``window`` batches of ``batch`` records in flight (1: wait for each batch before the
+    next); a batch completes when all its records are delivered. None: unbounded, no waiting."""
     from confluent_kafka import Producer
 
     producer = Producer({"bootstrap.servers": bootstrap, "acks": "all",
                          "enable.idempotence": True, "linger.ms": 2})  # fmt: skip
-    producer.produce(topic, PAYLOAD.encode())
+    producer.produce(topic, value)
     producer.flush(10)
     latencies: list[float] = []
     errors = [0]
     inflight = [0]
 
-    def report(started: float) -> Any:
+    def batch_callback(started: float) -> Any:
+        pending = [batch]
+
         def on_delivery(error: Any, _message: Any) -> None:
-            inflight[0] -= 1
             if error is not None:
                 errors[0] += 1
-            else:
+            pending[0] -= 1
+            if pending[0] == 0:
+                inflight[0] -= 1
                 latencies.append(time.perf_counter() - started)
 
         return on_delivery
 
-    value = PAYLOAD.encode()
+    def produce_one(callback: Any) -> None:
+        while True:
+            try:
+                producer.produce(topic, value, on_delivery=callback)
+                return
+            except BufferError:
+                producer.poll(0.001)
+
     started_all = time.perf_counter()
     end = started_all + duration
     while time.perf_counter() < end:
         if window is not None and inflight[0] >= window:
             producer.poll(0.0005 if window > 1 else 0.01)
             continue
-        try:
-            producer.produce(topic, value, on_delivery=report(time.perf_counter()))
-            inflight[0] += 1
-        except BufferError:
-            producer.poll(0.001)
-            continue
+        callback = batch_callback(time.perf_counter())
+        inflight[0] += 1
+        for _ in range(batch):
+            produce_one(callback)
         producer.poll(0)
     producer.flush(30)
     elapsed = time.perf_counter() - started_all
-    name = "direct confluent-kafka " + ("batched" if window is None else f"window {window}")
-    conc: int | str = "batched" if window is None else window
-    return from_latencies(name, "kafka", conc, latencies, elapsed, errors[0])
+    conc: int | str = "unbounded" if window is None else window
+    name = f"direct confluent-kafka {conc}" + ("" if window is None else f" x {batch}")
+    return from_latencies(name, "kafka", conc, latencies, elapsed, errors[0], batch)
 
 
-async def _direct_embedded(root: Path, topic: str, window: int, duration: float) -> Result:
+async def _direct_embedded(root: Path, topic: str, value: bytes, window: int,
+                           duration: float, batch: int) -> Result:  # fmt: skip
     from meshgate.events import ProduceRecord, open_event_log
 
     log = await open_event_log(str(root), auto_create_topics=True)
     try:
-        record = [ProduceRecord(key=None, value=PAYLOAD.encode())]
-        await log.produce(topic, record)
+        record = [ProduceRecord(key=None, value=value)] * batch
+        await log.produce(topic, record[:1])
         latencies: list[float] = []
         end = time.perf_counter() + duration
 
@@ -292,46 +360,51 @@ async def _direct_embedded(root: Path, topic: str, window: int, duration: float)
         elapsed = time.perf_counter() - started_all
     finally:
         await log.close()
-    return from_latencies(f"direct EmbeddedEventLog {window} tasks", "embedded", window,
-                          latencies, elapsed)  # fmt: skip
+    return from_latencies(f"direct EmbeddedEventLog {window} x {batch}", "embedded", window,
+                          latencies, elapsed, 0, batch)  # fmt: skip
 
 
-def direct_embedded(root: Path, topic: str, window: int, duration: float) -> Result:
+def direct_embedded(root: Path, topic: str, value: bytes, window: int, duration: float,
+                    batch: int = 1) -> Result:  # fmt: skip
     import uvloop
 
-    return uvloop.run(_direct_embedded(root, topic, window, duration))
+    return uvloop.run(_direct_embedded(root, topic, value, window, duration, batch))
 
 
 # ------------------------------------------------------------------ report
 
 
 def print_table(results: list[Result]) -> None:
-    print(f"{'case':42} {'backend':9} {'conc':>8} {'rec/s':>9} {'p50 ms':>8} {'p99 ms':>8} "
-          f"{'err':>5}")  # fmt: skip
+    print(f"{'case':42} {'backend':9} {'conc':>9} {'batch':>5} {'rec/s':>9} {'p50 ms':>8} "
+          f"{'p99 ms':>8} {'err':>5}")  # fmt: skip
     for r in results:
         p50 = f"{r.p50_ms:8.2f}" if r.p50_ms is not None else "       -"
         p99 = f"{r.p99_ms:8.2f}" if r.p99_ms is not None else "       -"
-        print(f"{r.name:42} {r.backend:9} {r.concurrency!s:>8} {r.records_per_s:9.0f} {p50} "
-              f"{p99} {r.errors:5}")  # fmt: skip
+        print(f"{r.name:42} {r.backend:9} {r.concurrency!s:>9} {r.batch:5} "
+              f"{r.records_per_s:9.0f} {p50} {p99} {r.errors:5}")  # fmt: skip
 
 
 def print_ratios(results: list[Result]) -> list[dict[str, Any]]:
     rows = []
     print(
-        "\nratios gateway / direct at the same concurrency (rec/s: <1 slower; latency: >1 slower)"
+        "\nratios gateway / direct at the same concurrency and batch"
+        " (rec/s: <1 slower; latency: >1 slower)"
     )
     for gateway in (r for r in results if r.name.startswith("gateway")):
         direct = next((r for r in results if r.name.startswith("direct")
                        and r.backend == gateway.backend
-                       and r.concurrency == gateway.concurrency), None)  # fmt: skip
+                       and r.concurrency == gateway.concurrency
+                       and r.batch == gateway.batch), None)  # fmt: skip
         if direct is None or not direct.records_per_s:
             continue
         row = {"case": gateway.name, "backend": gateway.backend, "c": gateway.concurrency,
+               "batch": gateway.batch,
                "throughput": gateway.records_per_s / direct.records_per_s,
                "p50": (gateway.p50_ms or 0) / (direct.p50_ms or 1),
                "p99": (gateway.p99_ms or 0) / (direct.p99_ms or 1)}  # fmt: skip
         rows.append(row)
-        print(f"  {gateway.name:26} {gateway.backend:9} c={gateway.concurrency!s:3} "
+        print(f"  {gateway.name:32} {gateway.backend:9} c={gateway.concurrency!s:3} "
+              f"b={gateway.batch:<4} "
               f"throughput x{row['throughput']:.2f}  p50 x{row['p50']:.2f}  "
               f"p99 x{row['p99']:.2f}")  # fmt: skip
     return rows
@@ -343,23 +416,27 @@ def produce_bench(options: argparse.Namespace, workdir: Path) -> list[Result]:
     topics = {b: f"bench-{b}-{run_id}" for b in backends}
     gateway_dir = workdir / "gateway-log"
     commons = {b: backend_config(b, gateway_dir, options.bootstrap) for b in backends}
+    value = compact(record_object(options.record_bytes)).encode()
+    plan = (("single", 1, 1), ("single", 50, 1), ("batched", 1, options.batch),
+            ("batched", 8, options.batch))  # fmt: skip
     results: list[Result] = []
     gw = GatewayProcess(produce_gateway_yaml(commons, topics), workdir)
     try:
         for backend in backends:
-            for concurrency in (1, 50):
-                print(f"... {backend} c={concurrency}", file=sys.stderr, flush=True)
-                results += http_cases(gw, backend, topics[backend], concurrency,
-                                      options.duration, workdir)  # fmt: skip
+            cases = http_case_set(topics[backend], options.record_bytes, options.batch)
+            for kind, concurrency, batch in plan:
+                print(f"... {backend} {kind} c={concurrency}", file=sys.stderr, flush=True)
+                results += http_cases(gw, backend, cases[kind], concurrency, options.duration,
+                                      workdir)  # fmt: skip
                 if backend == "kafka":
                     results.append(direct_kafka(options.bootstrap, topics[backend] + "-direct",
-                                                concurrency, options.duration))  # fmt: skip
+                                                value, concurrency, options.duration, batch))  # fmt: skip
                 else:
                     results.append(direct_embedded(workdir / "direct-log", topics[backend],
-                                                   concurrency, options.duration))  # fmt: skip
+                                                   value, concurrency, options.duration, batch))  # fmt: skip
         if "kafka" in backends:
-            results.append(direct_kafka(options.bootstrap, topics["kafka"] + "-direct", None,
-                                        options.duration))  # fmt: skip
+            results.append(direct_kafka(options.bootstrap, topics["kafka"] + "-direct", value,
+                                        None, options.duration))  # fmt: skip
     finally:
         gw.stop()
     return results
@@ -368,6 +445,9 @@ def produce_bench(options: argparse.Namespace, workdir: Path) -> list[Result]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=int, default=5, help="seconds per produce case")
+    parser.add_argument("--record-bytes", type=int, default=RECORD_BYTES,
+                        help="record value size (compact JSON)")  # fmt: skip
+    parser.add_argument("--batch", type=int, default=100, help="records per batched request")
     parser.add_argument("--bootstrap", default=os.environ.get("MESHGATE_TEST_KAFKA_BOOTSTRAP"))
     parser.add_argument("--no-kafka", action="store_true", help="embedded log only")
     parser.add_argument("--no-produce", action="store_true", help="skip the produce cases")
@@ -381,7 +461,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("wrk is not installed (bash bench/install.sh)")
     fd_limit = raise_fd_limit()
     print(f"machine: {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}, fd limit {fd_limit}")
-    report: dict[str, Any] = {"cpus": os.cpu_count(), "load_at_start": os.getloadavg()[0]}
+    report: dict[str, Any] = {"cpus": os.cpu_count(), "load_at_start": os.getloadavg()[0],
+                              "record_bytes": options.record_bytes, "batch": options.batch}  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="events-bench-") as tmp:
         workdir = Path(tmp)
         if not options.no_produce:

@@ -7,6 +7,8 @@
   ``{"error_code": <status>01, "message"}`` body.
 * ``POST .../v3/clusters/{cluster}/topics/{topic}/records`` or ``.../topics/{topic}/records`` —
   v3 record(s) → delivery report(s) (``error_code`` 200); one failing record → its HTTP error.
+  Several concatenated records (streaming mode) are produced as one batch per partition (a
+  failed batch gives each of its records the error report), reports in request order.
 * ``GET .../topics`` (names) and ``GET .../topics/{topic}`` (v2 metadata).
 Invalid body → 400, unsupported media type → 415, too large → 413, unknown topic → 404.
 """
@@ -129,26 +131,33 @@ class Handler(PluginHandler):
         }  # fmt: skip
         return 200, json.dumps(doc).encode(), JSON_V2
 
-    async def _produce(self, topic: str, records: list[rest.RestRecord]) -> list[RecordMetadata]:
-        partition = records[0].partition
-        produced = [ProduceRecord(r.key, r.value, r.headers, r.timestamp_ms) for r in records]
+    async def _produce(self, topic: str, records: list[ProduceRecord],
+                       partition: int | None) -> list[RecordMetadata]:  # fmt: skip
         return await produce_checked(
-            self.event_log, self.conf, topic, produced,
+            self.event_log, self.conf, topic, records,
             partition=partition, acks=self.acks, timeout=self.timeout,
         )  # fmt: skip
 
-    async def _v2(self, topic: str, records: list[rest.RestRecord]) -> dict[str, Any]:
-        check_sizes(
-            [ProduceRecord(r.key, r.value, r.headers) for r in records], self.conf.max_record_bytes
-        )
+    async def _produce_by_partition(
+        self, topic: str, records: list[rest.RestRecord], produced: list[ProduceRecord]
+    ) -> tuple[list[list[int]], list[list[RecordMetadata] | BaseException]]:
+        """One produce per partition (in request order within each); the record indexes of
+        each batch and its result or exception."""
         groups: dict[int | None, list[int]] = {}
         for index, record in enumerate(records):
             groups.setdefault(record.partition, []).append(index)
         batches = list(groups.values())
         results = await asyncio.gather(
-            *(self._produce(topic, [records[i] for i in batch]) for batch in batches),
+            *(self._produce(topic, [produced[i] for i in batch], records[batch[0]].partition)
+              for batch in batches),
             return_exceptions=True,
-        )
+        )  # fmt: skip
+        return batches, results
+
+    async def _v2(self, topic: str, records: list[rest.RestRecord]) -> dict[str, Any]:
+        produced = [ProduceRecord(r.key, r.value, r.headers, r.timestamp_ms) for r in records]
+        check_sizes(produced, self.conf.max_record_bytes)
+        batches, results = await self._produce_by_partition(topic, records, produced)
         outcomes: list[rest.V2Outcome] = [rest.V2Outcome()] * len(records)
         problems: list[HttpProblem] = []
         for batch, result in zip(batches, results, strict=True):
@@ -168,15 +177,32 @@ class Handler(PluginHandler):
 
     async def _v3(self, topic: str, body: bytes) -> tuple[int, bytes, str]:
         parsed = rest.parse_v3_records(body)
+        produced = [ProduceRecord(p.record.key, p.record.value, p.record.headers,
+                                  p.record.timestamp_ms) for p in parsed]  # fmt: skip
         if len(parsed) == 1:
-            meta = (await self._produce(topic, [parsed[0].record]))[0]
+            meta = (await self._produce(topic, produced, parsed[0].record.partition))[0]
             report = rest.v3_report(meta, parsed[0], self.conf.cluster_id)
             return 200, json.dumps(report).encode(), JSON
-        reports: list[dict[str, Any]] = []
-        for item in parsed:  # streaming mode: one report per record, in order
+        # streaming mode: one report per record, in order; a too-large record fails alone
+        reports: list[dict[str, Any]] = [{}] * len(parsed)
+        sendable: list[int] = []
+        for index, record in enumerate(produced):
             try:
-                meta = (await self._produce(topic, [item.record]))[0]
-                reports.append(rest.v3_report(meta, item, self.conf.cluster_id))
+                check_sizes([record], self.conf.max_record_bytes)
+                sendable.append(index)
             except HttpProblem as problem:
-                reports.append(rest.v3_error(problem.status, problem.message))
+                reports[index] = rest.v3_error(problem.status, problem.message)
+        batches, results = await self._produce_by_partition(
+            topic, [parsed[i].record for i in sendable], [produced[i] for i in sendable]
+        )
+        for batch, result in zip(batches, results, strict=True):
+            if isinstance(result, HttpProblem):
+                for i in batch:
+                    reports[sendable[i]] = rest.v3_error(result.status, result.message)
+            elif isinstance(result, BaseException):
+                raise result
+            else:
+                for i, meta in zip(batch, result, strict=True):
+                    item = parsed[sendable[i]]
+                    reports[sendable[i]] = rest.v3_report(meta, item, self.conf.cluster_id)
         return 200, b"".join(json.dumps(r).encode() for r in reports), JSON
