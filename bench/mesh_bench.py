@@ -1,0 +1,369 @@
+"""Mesh bench (issue 6): sidecar-pair added latency and RSS, control-plane push latency at scale.
+
+    .venv/bin/python bench/mesh_bench.py [--quick] [--dataplanes N] [--profile]
+
+Part 1 — a ``meshgate cp``, an upstream (nginx, else meshgate's echo upstream) and, per mesh
+(``default`` without mTLS, ``secure`` with a builtin CA), a server-side sidecar (inbound →
+upstream) and a client-side sidecar (outbound → the server sidecar). One fixed-rate open-loop
+generator (``mesh_bench_load``) offers 1,000 rps to the upstream directly and through each
+pair, alternating 1 s slices in the same run; latency counts from the intended send time.
+RSS of every process is read from ``/proc/PID/status`` (VmRSS) idle and, as a maximum,
+during the load.
+
+Part 2 — a fresh ``meshgate cp`` and N simulated dataplanes (``mesh_bench_dpsim``, real
+``mgdp/1`` codec, in child processes); once all have ACKed, a MeshTimeout on the whole mesh
+is PUT through the Mesh API, several times; per change, the time from the API call to each
+dataplane receiving and ACKing the new snapshot. CP CPU seconds come from ``/proc/PID/stat``.
+``--profile`` samples the CP with py-spy during admission and during the changes.
+
+Prints a table; writes ``bench/results/mesh-<UTC time>.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import uvloop
+
+BENCH = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH))
+
+from harness_procs import Server, StartError, Supervisor, tree_cpu_times  # noqa: E402
+from harness_systems import find_tools, start_upstream  # noqa: E402
+from mesh_bench_cp import (  # noqa: E402
+    ControlPlane,
+    api,
+    client_ports_to,
+    profile_report,
+    rss_mb,
+    start_control_plane,
+    start_profiler,
+    start_sidecar_pair,
+    stop_profiler,
+    wait_http_ok,
+)
+from mesh_bench_load import percentiles, run_fixed_rate  # noqa: E402
+
+ECHO = (
+    "import asyncio, sys\n"
+    "from meshgate.demo.upstreams import start_echo_upstream\n"
+    "async def main():\n"
+    "    await start_echo_upstream('upstream', port=int(sys.argv[1]))\n"
+    "    await asyncio.Event().wait()\n"
+    "asyncio.run(main())\n"
+)
+
+
+def start_any_upstream(supervisor: Supervisor, workdir: Path) -> tuple[Server, str]:
+    tools = find_tools(None, None)
+    if tools.nginx is not None:
+        return start_upstream(supervisor, tools, workdir, []), "nginx (1 worker)"
+    from harness_procs import free_port
+
+    port = free_port()
+    argv = [sys.executable, "-c", ECHO, str(port)]
+    return supervisor.start("upstream", argv, port, workdir), "meshgate demo echo upstream"
+
+
+# ---------------------------------------------------------------- part 1: sidecar pair
+
+
+def bench_pair(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+    supervisor = Supervisor()
+    try:
+        upstream, upstream_kind = start_any_upstream(supervisor, workdir)
+        cp = start_control_plane(supervisor, workdir / "cp-pair")
+        api(cp, "PUT", "/meshes/secure", {
+            "type": "Mesh", "name": "secure",
+            "mtls": {"enabledBackend": "ca-1", "backends": [{"name": "ca-1", "type": "builtin"}]},
+        })  # fmt: skip
+        pairs = {
+            "plain": start_sidecar_pair(supervisor, cp, "default", "plain", upstream.port),
+            "mtls": start_sidecar_pair(supervisor, cp, "secure", "mtls", upstream.port),
+        }
+        for pair in pairs.values():
+            wait_http_ok(pair.outbound_port, timeout_s=60)
+        time.sleep(2)
+        watched = {"cp": cp.server.pid}
+        for mode, pair in pairs.items():
+            watched[f"{mode}-client-sidecar"] = pair.client.pid
+            watched[f"{mode}-server-sidecar"] = pair.server.pid
+        idle = {name: rss_mb(pid) for name, pid in watched.items()}
+        loaded = dict.fromkeys(watched, 0.0)
+
+        links: dict[str, set[int]] = {mode: set() for mode in pairs}
+        ticks = [0]
+
+        def sample() -> None:
+            for name, pid in watched.items():
+                loaded[name] = max(loaded[name], rss_mb(pid))
+            ticks[0] += 1
+            if ticks[0] % 10 == 0:  # reading /proc/net/tcp stalls the generator: once a second
+                for mode, pair in pairs.items():
+                    links[mode] |= client_ports_to(pair.server.port)
+
+        targets = {"direct": upstream.port}
+        targets.update({mode: pair.outbound_port for mode, pair in pairs.items()})
+        cpu_before = {name: sum(tree_cpu_times([pid]).__dict__.values())
+                      for name, pid in watched.items()}  # fmt: skip
+        stats = uvloop.run(
+            run_fixed_rate(targets, rate=args.rate, duration_s=args.duration, on_tick=sample)
+        )
+        cpu = {name: sum(tree_cpu_times([pid]).__dict__.values()) - cpu_before[name]
+               for name, pid in watched.items()}  # fmt: skip
+        latency = {}
+        for name, target in stats.items():
+            latency[name] = {
+                **percentiles(target.latencies_ms),
+                "requests": len(target.latencies_ms),
+                "errors": target.errors,
+                "dropped": target.dropped,
+                "non_2xx": target.non_2xx,
+                "connections_opened": target.connections_opened,
+            }
+        added = {
+            mode: {q: _minus(latency[mode][q], latency["direct"][q]) for q in ("p50", "p90", "p99")}
+            for mode in pairs
+        }
+        return {
+            "upstream": upstream_kind,
+            "rate_rps": args.rate,
+            "seconds_per_target": args.duration,
+            "latency_ms": latency,
+            "added_ms": added,
+            "rss_idle_mb": idle,
+            "rss_loaded_max_mb": loaded,
+            "cpu_s_during_load": cpu,
+            "sidecar_to_sidecar_connections_seen": {m: len(p) for m, p in links.items()},
+        }
+    finally:
+        supervisor.stop_all()
+
+
+def _minus(a: Any, b: Any) -> float | None:
+    return None if a is None or b is None else float(a) - float(b)
+
+
+# ---------------------------------------------------------------- part 2: CP at scale
+
+
+def bench_scale(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+    supervisor = Supervisor()
+    sims: list[subprocess.Popen[str]] = []
+    profiles: dict[str, Any] = {}
+    try:
+        cp = start_control_plane(supervisor, workdir / "cp-scale")
+        token_file = workdir / "sim.token"
+        token_file.write_text(api(cp, "POST", "/tokens/dataplane", {"mesh": "default"}))
+        rss_start, cpu_start = rss_mb(cp.server.pid), _cpu(cp.server.pid)
+        profiler = start_profiler(cp.server.pid, workdir / "admit.txt") if args.profile else None
+        per_proc = -(-args.dataplanes // args.sim_procs)
+        started = time.monotonic()
+        for first in range(0, args.dataplanes, per_proc):
+            count = min(per_proc, args.dataplanes - first)
+            sims.append(subprocess.Popen(
+                [sys.executable, str(BENCH / "mesh_bench_dpsim.py"), "--port", str(cp.dp_port),
+                 "--token-file", str(token_file), "--first", str(first), "--count", str(count),
+                 "--update-timeout", str(args.update_timeout)],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+            ))  # fmt: skip
+        ready = [_read_event(sim, "ready") for sim in sims]
+        admit_s = time.monotonic() - started
+        if profiler is not None:
+            profiles["admission"] = profile_report(stop_profiler(profiler), workdir / "admit.txt")
+        admitted = sum(r["sessions"] - r["failed"] for r in ready)
+        cpu_admit = _cpu(cp.server.pid) - cpu_start
+        rss_connected = rss_mb(cp.server.pid)
+        time.sleep(2)
+        changes = []
+        profiler = start_profiler(cp.server.pid, workdir / "push.txt") if args.profile else None
+        for change in range(args.changes):
+            changes.append(_one_change(cp, sims, change))
+            time.sleep(1)
+        if profiler is not None:
+            profiles["policy_changes"] = profile_report(stop_profiler(profiler),
+                                                        workdir / "push.txt")  # fmt: skip
+        all_latencies = [x for c in changes for x in c.pop("_ack_ms")]
+        return {
+            "dataplanes_requested": args.dataplanes,
+            "dataplanes_admitted": admitted,
+            "sim_processes": len(sims),
+            "admission_errors": sorted({e for r in ready for e in r["errors"]}),
+            "admission_wall_s": admit_s,
+            "snapshots_pushed_during_admission": sum(r["snapshots_before_arm"] for r in ready),
+            "cp_cpu_s_admission": cpu_admit,
+            "cp_rss_mb_start": rss_start,
+            "cp_rss_mb_connected": rss_connected,
+            "cp_rss_mb_end": rss_mb(cp.server.pid),
+            "changes": changes,
+            "change_to_ack_ms_all": percentiles(all_latencies),
+            "profiles": profiles,
+        }
+    finally:
+        for sim in sims:
+            if sim.stdin is not None:
+                sim.stdin.close()
+        for sim in sims:
+            try:
+                sim.wait(10)
+            except subprocess.TimeoutExpired:
+                sim.kill()
+                sim.wait()
+        supervisor.stop_all()
+
+
+def _one_change(cp: ControlPlane, sims: list[subprocess.Popen[str]], change: int) -> dict[str, Any]:
+    for sim in sims:
+        assert sim.stdin is not None
+        sim.stdin.write("arm\n")
+        sim.stdin.flush()
+    for sim in sims:
+        _read_event(sim, "armed")
+    cpu_before = _cpu(cp.server.pid)
+    policy = {
+        "type": "MeshTimeout", "name": "bench-timeout", "mesh": "default",
+        "spec": {
+            "targetRef": {"kind": "Mesh"},
+            "from": [{"targetRef": {"kind": "Mesh"},
+                      "default": {"http": {"requestTimeout": f"{5 + change}s"}}}],
+            "to": [{"targetRef": {"kind": "Mesh"},
+                    "default": {"http": {"requestTimeout": f"{5 + change}s"}}}],
+        },
+    }  # fmt: skip
+    called = time.monotonic()
+    api(cp, "PUT", "/meshes/default/meshtimeouts/bench-timeout", policy)
+    api_s = time.monotonic() - called
+    times = [t for sim in sims for t in _read_event(sim, "updates")["times"]]
+    received = [(t[0] - called) * 1000 for t in times if t is not None]
+    acked = [(t[1] - called) * 1000 for t in times if t is not None]
+    return {
+        "api_call_ms": api_s * 1000,
+        "updated": len(acked),
+        "missing": sum(t is None for t in times),
+        "received_ms": percentiles(received),
+        "acked_ms": percentiles(acked),
+        "cp_cpu_s": _cpu(cp.server.pid) - cpu_before,
+        "_ack_ms": acked,
+    }
+
+
+def _cpu(pid: int) -> float:
+    times = tree_cpu_times([pid])
+    return times.user_s + times.sys_s
+
+
+def _read_event(sim: subprocess.Popen[str], kind: str) -> dict[str, Any]:
+    assert sim.stdout is not None
+    while True:
+        line = sim.stdout.readline()
+        if not line:
+            raise StartError(f"dataplane simulator exited ({sim.poll()}) before '{kind}'")
+        event: dict[str, Any] = json.loads(line)
+        if event.get("event") == kind:
+            return event
+
+
+# ---------------------------------------------------------------- output
+
+
+def print_table(result: dict[str, Any]) -> None:
+    pair = result.get("pair")
+    if pair:
+        print(f"\nSidecar pair, {pair['rate_rps']} rps open loop, {pair['seconds_per_target']} s "
+              f"per target, upstream {pair['upstream']} (ms, from intended send time)")  # fmt: skip
+        print(
+            f"{'target':<8}{'p50':>8}{'p90':>8}{'p99':>8}{'p99.9':>8}{'max':>9}{'n':>8}{'err':>6}{'drop':>6}"
+        )
+        for name, row in pair["latency_ms"].items():
+            cells = "".join(f"{_fmt(row[q]):>8}" for q in ("p50", "p90", "p99", "p999"))
+            print(f"{name:<8}{cells}{_fmt(row['max']):>9}{row['requests']:>8}"
+                  f"{row['errors'] + row['non_2xx']:>6}{row['dropped']:>6}")  # fmt: skip
+        for mode, added in pair["added_ms"].items():
+            print(f"added by {mode} pair: p50 {_fmt(added['p50'])}  p90 {_fmt(added['p90'])}  "
+                  f"p99 {_fmt(added['p99'])}")  # fmt: skip
+        print(f"sidecar→sidecar connections seen (sampled): "
+              f"{pair['sidecar_to_sidecar_connections_seen']}")  # fmt: skip
+        print(f"{'process':<22}{'RSS idle MB':>12}{'RSS loaded MB':>14}{'CPU s':>8}")
+        for name, idle in pair["rss_idle_mb"].items():
+            print(f"{name:<22}{idle:>12.1f}{pair['rss_loaded_max_mb'][name]:>14.1f}"
+                  f"{pair['cpu_s_during_load'][name]:>8.2f}")  # fmt: skip
+    scale = result.get("scale")
+    if scale:
+        print(f"\nControl plane, {scale['dataplanes_admitted']}/{scale['dataplanes_requested']} "
+              f"simulated dataplanes in {scale['sim_processes']} processes")  # fmt: skip
+        print(f"admission: {scale['admission_wall_s']:.1f} s wall, CP CPU "
+              f"{scale['cp_cpu_s_admission']:.1f} s, snapshots pushed "
+              f"{scale['snapshots_pushed_during_admission']}; CP RSS start "
+              f"{scale['cp_rss_mb_start']:.1f} MB, connected {scale['cp_rss_mb_connected']:.1f} "
+              f"MB, end {scale['cp_rss_mb_end']:.1f} MB")  # fmt: skip
+        print(f"{'change':<8}{'ack p50':>9}{'ack p99':>9}{'ack max':>9}{'rx p50':>9}"
+              f"{'api ms':>8}{'CP CPU s':>10}{'missing':>9}")  # fmt: skip
+        for index, change in enumerate(scale["changes"]):
+            acked, rx = change["acked_ms"], change["received_ms"]
+            print(f"{index:<8}{_fmt(acked['p50']):>9}{_fmt(acked['p99']):>9}"
+                  f"{_fmt(acked['max']):>9}{_fmt(rx['p50']):>9}{change['api_call_ms']:>8.1f}"
+                  f"{change['cp_cpu_s']:>10.2f}{change['missing']:>9}")  # fmt: skip
+        every = scale["change_to_ack_ms_all"]
+        print(f"all changes: policy PUT → ACK p50 {_fmt(every['p50'])} ms, p99 "
+              f"{_fmt(every['p99'])} ms, max {_fmt(every['max'])} ms")  # fmt: skip
+        for phase, report in scale["profiles"].items():
+            print(f"\npy-spy, CP during {phase} ({report.get('samples', 0)} samples):")
+            ours = [r for r in report.get("top_inclusive", [])
+                    if "meshgate/" in r["frame"] and "cli/" not in r["frame"]]  # fmt: skip
+            for row in ours[:14]:
+                print(f"  {row['share'] * 100:5.1f}% incl  {row['frame']}")
+            for row in report.get("top_self", [])[:8]:
+                print(f"  {row['share'] * 100:5.1f}% self  {row['frame']}")
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="3 s per target, 100 dataplanes")
+    parser.add_argument("--rate", type=float, default=1000.0)
+    parser.add_argument("--duration", type=float, default=None, help="seconds per target")
+    parser.add_argument("--dataplanes", type=int, default=None)
+    parser.add_argument("--sim-procs", type=int, default=2)
+    parser.add_argument("--changes", type=int, default=3)
+    parser.add_argument("--update-timeout", type=float, default=120.0)
+    parser.add_argument("--profile", action="store_true", help="py-spy the CP in part 2")
+    parser.add_argument("--only", choices=("pair", "scale"), default=None)
+    args = parser.parse_args()
+    args.duration = args.duration or (3.0 if args.quick else 10.0)
+    args.dataplanes = args.dataplanes or (100 if args.quick else 1000)
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # the CP inherits it
+    result: dict[str, Any] = {
+        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "args": {k: v for k, v in vars(args).items()},
+        "machine": {"cpus": os.cpu_count(), "loadavg_at_start": os.getloadavg()},
+    }
+    with tempfile.TemporaryDirectory(prefix="mesh-bench-") as temporary:
+        workdir = Path(temporary)
+        if args.only in (None, "pair"):
+            result["pair"] = bench_pair(args, workdir)
+        if args.only in (None, "scale"):
+            result["scale"] = bench_scale(args, workdir)
+    result["machine"]["loadavg_at_end"] = os.getloadavg()
+    print_table(result)
+    out_dir = BENCH / "results"
+    out_dir.mkdir(exist_ok=True)
+    out = out_dir / f"mesh-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}.json"
+    out.write_text(json.dumps(result, indent=2))
+    print(f"\nresults: {out}")
+
+
+if __name__ == "__main__":
+    main()
