@@ -4,22 +4,19 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
 import sys
-import tempfile
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
+from mesh_cp_procs import Mesh as BaseMesh
+from mesh_cp_procs import Proc
 
-from testkit import MESHGATE, free_port, wait_for_port
+from testkit import MESHGATE, free_port
 
 pytestmark = pytest.mark.slow
 
@@ -33,67 +30,8 @@ ECHO = (
 )
 
 
-class Proc:
-    def __init__(self, args: list[str]) -> None:
-        self.log = tempfile.TemporaryFile("w+")  # noqa: SIM115
-        self.proc = subprocess.Popen(
-            args, stdout=self.log, stderr=subprocess.STDOUT, text=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )  # fmt: skip
-
-    def stop(self) -> str:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        if self.log.closed:
-            return ""
-        self.log.seek(0)
-        text = self.log.read()
-        self.log.close()
-        return text
-
-
-@dataclass
-class Mesh:
-    tmp: Path
-    api_port: int = field(default_factory=free_port)
-    dp_port: int = field(default_factory=free_port)
-    procs: list[Proc] = field(default_factory=list)
-    cp: Proc | None = None
-
-    def start_cp(self) -> None:
-        self.cp = Proc([
-            *MESHGATE, "cp", "--store", f"sqlite:///{self.tmp}/cp.db",
-            "--api-listen", f"127.0.0.1:{self.api_port}", "--dp-listen", f"127.0.0.1:{self.dp_port}",
-            "--dp-ca-out", str(self.tmp / "cp-ca.pem"),
-        ])  # fmt: skip
-        wait_for_port(self.api_port, proc=self.cp.proc)
-        wait_for_port(self.dp_port, proc=self.cp.proc)
-
-    def cli(self, *args: str) -> str:
-        done = subprocess.run(
-            [*MESHGATE, "mesh", *args, "--cp-admin", f"http://127.0.0.1:{self.api_port}"],
-            capture_output=True, text=True, timeout=30,
-        )  # fmt: skip
-        assert done.returncode == 0, done.stderr
-        return done.stdout
-
-    def api(self, path: str, method: str = "GET", body: Any = None) -> Any:
-        request = urllib.request.Request(
-            f"http://127.0.0.1:{self.api_port}{path}", method=method,
-            data=None if body is None else json.dumps(body).encode(),
-            headers={"content-type": "application/json"},
-        )  # fmt: skip
-        with urllib.request.urlopen(request, timeout=10) as response:
-            raw = response.read()
-        try:
-            return json.loads(raw)
-        except ValueError:
-            return raw.decode()
+class Mesh(BaseMesh):
+    """The kit's world, plus echo services started the way a user would."""
 
     def service(self, name: str, mesh: str, outbounds: dict[str, int]) -> tuple[int, int]:
         """An echo app and its sidecar; returns (app port, sidecar inbound port)."""
@@ -114,12 +52,6 @@ class Mesh:
             args += ["--outbound", f"{target}:{port}"]
         self.procs.append(Proc(args))
         return app_port, inbound_port
-
-    def close(self) -> str:
-        logs = [p.stop() for p in reversed(self.procs)]
-        if self.cp is not None:
-            logs.append(self.cp.stop())
-        return "\n".join(logs)
 
 
 @pytest.fixture

@@ -19,6 +19,7 @@ import httpx
 import typer
 import yaml
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from meshgate.controlplane.distribution.storage import KINDS, collection_of
@@ -149,7 +150,10 @@ def get(
         return
     table = Table("MESH", "NAME", "TYPE", "DETAILS")
     for item in items:
-        table.add_row(item.get("mesh", item["name"]), item["name"], item["type"], _details(item))
+        # escaped: "[svc:port]" would otherwise be read as rich markup and vanish
+        table.add_row(
+            item.get("mesh", item["name"]), item["name"], item["type"], escape(_details(item))
+        )
     Console().print(table)
 
 
@@ -186,7 +190,7 @@ def inspect_dataplane(
     table.add_row("last pushed version", str(status["lastPushedVersion"]))
     table.add_row("last ACKed version", str(status["lastAckedVersion"]))
     nack = status.get("lastNack")
-    table.add_row("last NACK", f"{nack['version']}: {nack['error']}" if nack else "-")
+    table.add_row("last NACK", escape(f"{nack['version']}: {nack['error']}") if nack else "-")
     cert = status.get("certificate")
     table.add_row("certificate expires", cert["expiration"] if cert else "-")
     table.add_row("cert regenerations", str(cert["regenerations"]) if cert else "-")

@@ -34,7 +34,8 @@ def compile_mesh_http(
     for route, croute in entries:
         _compile_route(route, croute, config.services)
     if any(route.listeners for route, _ in entries):
-        config.router, config.listener_routers = Router.build_per_listener(entries)
+        built = None if previous is None else (previous.router, previous.listener_routers)
+        config.router, config.listener_routers = Router.build_per_listener(entries, built)
 
 
 def header_edit(modifier: snapshot.HeaderModifier | None, *, request: bool) -> HeaderEdit | None:

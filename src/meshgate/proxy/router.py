@@ -5,6 +5,10 @@ indexes them (``router_index``) so that a lookup only looks at entries that can 
 request's host, path and headers -- not at every route.  The result is always the entry a
 scan of the whole ranked list would pick (``_naive_match``; the property tests hold both to it).
 
+``Router.build(entries, previous=router)`` costs what changed (``router_build``): entries of
+unchanged routes are taken over from ``previous``, new ones ranked into the gaps between
+them, and the index updated copy-on-write; ``previous`` is only read and may keep serving.
+
 ``upstream_path`` joins a service path and the (stripped) request path as Kong does.
 Pure logic: no I/O, no asyncio.
 """
@@ -16,8 +20,9 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from meshgate import snapshot
-from meshgate.proxy.router_entries import Entry, RouterBuildError, compile_entries
-from meshgate.proxy.router_index import HostIndex
+from meshgate.proxy.router_build import RouteSet, build_route_set
+from meshgate.proxy.router_entries import Entry, RouterBuildError
+from meshgate.proxy.router_index import NO_RANK
 from meshgate.proxy.router_normalize import normalize_path, sanitize_postfix, split_host_port
 
 __all__ = ["Explanation", "RouteMatch", "Router", "RouterBuildError", "upstream_path"]
@@ -54,50 +59,49 @@ class Explanation:
 class Router(Generic[T]):
     """Routes compiled for one snapshot; immutable once built."""
 
-    __slots__ = ("_entries", "_ignored", "_index", "uses_headers")
+    __slots__ = ("_entries", "_ignored", "_index", "_route_set", "uses_headers")
 
-    def __init__(
-        self, entries: list[Entry[T]], ignored: list[snapshot.Route], uses_headers: bool
-    ) -> None:
-        self._entries = entries  # every entry, in rank order
-        self._ignored = ignored  # routes with no HTTP protocol
-        self._index = HostIndex(entries)
-        self.uses_headers = uses_headers
+    def __init__(self, route_set: RouteSet[T]) -> None:
+        self._route_set = route_set  # what the next build starts from
+        self._entries = route_set.entries  # every entry, in rank order
+        self._ignored = route_set.ignored  # routes with no HTTP protocol
+        self._index = route_set.index
+        self.uses_headers = route_set.header_entries > 0
 
     @classmethod
-    def build(cls, entries: Sequence[tuple[snapshot.Route, T]]) -> Router[T]:
-        """Compile and rank routes; raises ``RouterBuildError`` for a route it cannot compile."""
-        compiled: list[Entry[T]] = []
-        ignored: list[snapshot.Route] = []
-        for route, target in entries:
-            route_entries = compile_entries(route, target)
-            if route_entries:
-                compiled.extend(route_entries)
-            else:
-                ignored.append(route)
-        compiled.sort(key=lambda entry: entry.sort_key)
-        for rank, entry in enumerate(compiled):
-            entry.rank = rank
-        uses_headers = any(entry.headers for entry in compiled)
-        return cls(compiled, ignored, uses_headers)
+    def build(
+        cls, entries: Sequence[tuple[snapshot.Route, T]], previous: Router[T] | None = None
+    ) -> Router[T]:
+        """Compile and rank routes; raises ``RouterBuildError`` for a route it cannot compile.
+
+        With ``previous`` (which is only read), what it compiled for an unchanged (route,
+        target) pair is reused, and so is its index where nothing changed."""
+        return cls(build_route_set(entries, None if previous is None else previous._route_set))
 
     @classmethod
     def build_per_listener(
-        cls, entries: Sequence[tuple[snapshot.Route, T]]
+        cls,
+        entries: Sequence[tuple[snapshot.Route, T]],
+        previous: tuple[Router[T], dict[str, Router[T]] | None] | None = None,
     ) -> tuple[Router[T], dict[str, Router[T]] | None]:
         """Routers for routes scoped to listeners (``Route.listeners``): one for every listener
         some route names (its routes plus the unscoped ones), and the router of the unscoped
         routes alone, for every other listener.  None instead of the dict when no route is
-        scoped: then the one router holds everything."""
+        scoped: then the one router holds everything.  ``previous``: what this returned for
+        the previous snapshot, to build from (see ``build``)."""
+        old_default, old_per_listener = previous if previous is not None else (None, None)
         unscoped = [item for item in entries if not item[0].listeners]
         if len(unscoped) == len(entries):
-            return cls.build(entries), None
+            return cls.build(entries, old_default), None
         names = sorted({name for route, _ in entries for name in route.listeners})
         per_listener = {
-            name: cls.build([item for item in entries if name in item[0].listeners] + unscoped)
+            name: cls.build(
+                [item for item in entries if name in item[0].listeners] + unscoped,
+                (old_per_listener or {}).get(name, old_default),
+            )
             for name in names
         }
-        return cls.build(unscoped), per_listener
+        return cls.build(unscoped, old_default), per_listener
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -118,7 +122,7 @@ class Router(Generic[T]):
         method = method.upper()
         hostname, port = split_host_port(host) if host else ("", None)
         best: Entry[T] | None = None
-        bound = len(self._entries)
+        bound = NO_RANK
         for index in self._index.indexes_for(hostname, port):
             entry = index.best(npath, method, hostname, port, headers, sni, bound)
             if entry is not None:
@@ -163,7 +167,7 @@ class Router(Generic[T]):
         method = method.upper()
         hostname, port = split_host_port(host) if host else ("", None)
         winner: Entry[T] | None = None
-        for entry in self._entries:
+        for position, entry in enumerate(self._entries):
             if not absolute:
                 failures = [f"request path {path!r} is not absolute"]
             else:
@@ -181,7 +185,7 @@ class Router(Generic[T]):
                 Explanation(
                     entry.route,
                     entry.path,
-                    entry.rank,
+                    position,
                     entry.priority_text(),
                     matched,
                     selected,

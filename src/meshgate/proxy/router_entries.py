@@ -126,8 +126,28 @@ class Entry(Generic[T]):
     headers: tuple[HeaderMatcher, ...]
     snis: tuple[NamePattern, ...]
     sort_key: tuple[int | str, ...]
+    # orders entries like ``sort_key`` (smaller: tried first) but with gaps, so that an entry
+    # can be inserted without renumbering the others; set once, before the entry is shared
     rank: int = 0
     regex_literal: str = ""  # text every path the regex matches starts with ("" if unknown)
+
+    def clone(self, route: snapshot.Route, target: T, rank: int) -> Entry[T]:
+        """This entry for an equal ``route`` (or another target), keeping what was compiled."""
+        return Entry(
+            route,
+            target,
+            self.path,
+            self.path_index,
+            self.prefix,
+            self.regex,
+            self.methods,
+            self.hosts,
+            self.headers,
+            self.snis,
+            self.sort_key,
+            rank,
+            self.regex_literal,
+        )
 
     def host_matches(self, hostname: str, port: int | None) -> bool:
         return not self.hosts or any(h.matches(hostname, port) for h in self.hosts)
@@ -241,14 +261,23 @@ def compile_entries(route: snapshot.Route, target: T) -> list[Entry[T]]:
     """The entries of one HTTP route, unranked; [] if its protocols are not HTTP ones."""
     if not HTTP_PROTOCOLS.intersection(route.protocols):
         return []
+    # (the emptiness tests spare a generator per field: a full build runs this per route)
     methods = frozenset(m.upper() for m in route.methods) if route.methods else None
-    hosts = tuple(compile_name(h, with_port=True) for h in route.hosts)
-    headers = tuple(compile_header(n, v, route.id) for n, v in sorted(route.headers.items()))
-    snis = tuple(compile_name(s, with_port=False) for s in route.snis)
-    weight = sum(
-        1 for field in (route.methods, route.hosts, route.headers, route.snis, route.paths) if field
+    hosts = tuple([compile_name(h, with_port=True) for h in route.hosts]) if route.hosts else ()
+    headers = (
+        tuple([compile_header(n, v, route.id) for n, v in sorted(route.headers.items())])
+        if route.headers
+        else ()
     )
-    plain_hosts = 1 if route.hosts and not any("*" in h for h in route.hosts) else 0
+    snis = tuple([compile_name(s, with_port=False) for s in route.snis]) if route.snis else ()
+    weight = (
+        bool(route.methods)
+        + bool(route.hosts)
+        + bool(route.headers)
+        + bool(route.snis)
+        + bool(route.paths)
+    )
+    plain_hosts = 1 if route.hosts and all("*" not in h for h in route.hosts) else 0
     paths: list[str | None] = list(route.paths) if route.paths else [None]
     entries: list[Entry[T]] = []
     for index, path in enumerate(paths):

@@ -134,7 +134,10 @@ def build_config(
         snap, previous, upstream_tls, tls_verify_default=tls_verify_default, plugins=plugins,
         node_resources=node_resources, cache=cache,
     )  # fmt: skip
-    return finish_config(staged, None if staged.router_ready else Router.build(staged.entries))
+    router = None
+    if not staged.router_ready:
+        router = Router.build(staged.entries, previous.router if previous is not None else None)
+    return finish_config(staged, router)
 
 
 @dataclass(slots=True, eq=False)
@@ -334,10 +337,11 @@ class ProxyRuntime:
             )
             router = None
             if not staged.router_ready:
+                # built from the running router (only read: it keeps serving meanwhile)
                 if len(staged.entries) >= _THREADED_ROUTER_SIZE:
-                    router = await asyncio.to_thread(Router.build, staged.entries)
+                    router = await asyncio.to_thread(Router.build, staged.entries, old.router)
                 else:
-                    router = Router.build(staged.entries)
+                    router = Router.build(staged.entries, old.router)
             config, created = finish_config(staged, router)
             started: list[Balancer] = []
             handlers: list[PluginHandler] = []
