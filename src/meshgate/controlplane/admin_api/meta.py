@@ -124,7 +124,7 @@ async def tags(request: Request) -> Response:
             raise dao_error(400, 11, f"invalid option (tags: {exc})", {"tags": str(exc)}) from None
     size = parse_size(request.query_params.get("size"))
     offset_text = request.query_params.get("offset") or "0"
-    if not offset_text.isdigit():
+    if not (offset_text.isascii() and offset_text.isdigit()):
         raise dao_error(400, INVALID_OFFSET, f"'{offset_text}' is not a valid offset")
     start = int(offset_text)
     rows = await _tag_rows(request, only)

@@ -21,7 +21,7 @@ MAX_TAGS = 5
 def parse_size(value: str | None) -> int:
     if value is None or value == "":
         return DEFAULT_PAGE_SIZE
-    if not value.isdigit() or not 1 <= int(value) <= MAX_PAGE_SIZE:
+    if not (value.isascii() and value.isdigit()) or not 1 <= int(value) <= MAX_PAGE_SIZE:
         raise dao_error(400, INVALID_SIZE, f"size must be an integer between 1 and {MAX_PAGE_SIZE}")
     return int(value)
 

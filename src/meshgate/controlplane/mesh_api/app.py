@@ -288,7 +288,7 @@ class MeshApi:
 def _int_param(value: str | None, name: str, default: int) -> int:
     if value is None or value == "":
         return default
-    if not value.isdigit():
+    if not (value.isascii() and value.isdigit()):
         raise invalid([Violation(name, "expected a non-negative integer")])
     return int(value)
 

@@ -50,13 +50,13 @@ def _int_param(query: Mapping[str, Sequence[str]], name: str) -> int | None:
     if not values:
         return None
     text = values[0]
-    if not text.isdigit():
+    if not (text.isascii() and text.isdigit()):
         raise _bad(f"{name} must be a non-negative integer")
     return int(text)
 
 
 def parse_timestamp(text: str) -> int:
-    if text.isdigit():
+    if text.isascii() and text.isdigit():
         return int(text)
     try:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
