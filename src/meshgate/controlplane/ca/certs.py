@@ -70,7 +70,7 @@ def generate_root(
         ]
     )
     cert = (
-        _builder(subject, subject, key.public_key(), now, ttl_seconds)
+        certificate_builder(subject, subject, key.public_key(), now, ttl_seconds)
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .add_extension(_key_usage(cert_sign=True), critical=True)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
@@ -130,7 +130,7 @@ def issue_workload(
     names += [x509.DNSName(name) for name in dns_names or []]
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, (common_name or uris[0])[:64])])
     builder = (
-        _builder(subject, root_cert.subject, key.public_key(), now, ttl_seconds)
+        certificate_builder(subject, root_cert.subject, key.public_key(), now, ttl_seconds)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(_key_usage(cert_sign=False), critical=True)
         .add_extension(
@@ -197,13 +197,14 @@ def _past_rotation_point(
     return now >= not_before + (not_after - not_before) * ROTATE_AT
 
 
-def _builder(
+def certificate_builder(
     subject: x509.Name,
     issuer: x509.Name,
     public_key: ec.EllipticCurvePublicKey | rsa.RSAPublicKey,
     now: datetime.datetime,
     ttl_seconds: float,
 ) -> x509.CertificateBuilder:
+    """A certificate's common part: names, key, random serial, validity with clock skew."""
     return (
         x509.CertificateBuilder()
         .subject_name(subject)

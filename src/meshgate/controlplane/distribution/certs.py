@@ -21,7 +21,12 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from meshgate.controlplane.ca.certs import CLOCK_SKEW, RootCA, WorkloadCert, generate_root
+from meshgate.controlplane.ca.certs import (
+    RootCA,
+    WorkloadCert,
+    certificate_builder,
+    generate_root,
+)
 from meshgate.store.api import Store
 from meshgate.store.errors import UniqueViolation
 
@@ -148,13 +153,7 @@ def _leaf_builder(
     ttl_seconds: float,
 ) -> x509.CertificateBuilder:
     return (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(issuer)
-        .public_key(public_key)
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - CLOCK_SKEW)
-        .not_valid_after(now + datetime.timedelta(seconds=ttl_seconds))
+        certificate_builder(subject, issuer, public_key, now, ttl_seconds)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(
             x509.KeyUsage(
