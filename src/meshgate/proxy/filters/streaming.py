@@ -6,10 +6,10 @@ client's back-pressure (they wait while its write buffer is above the high-water
 a client that goes away makes ``closed`` true, wakes every waiter and makes writes raise
 ``ConnectionError``.
 
-A client leaving a streamed response is noticed within ``GONE_POLL_INTERVAL``: one watcher per
-loop looks at every open stream's connection (lost, or the client sent its FIN) — the server
-protocol raises no event for that while a plugin streams.  ``ProxyContext.client_gone`` is the
-push-style entry for when it does.
+A client leaving a streamed response is noticed at once: the server protocol's
+``connection_lost``/``eof_received`` call ``ProxyContext.client_gone``.  As a fallback, one
+watcher per loop (running only while streams are open) looks at every open stream's connection
+every ``GONE_POLL_INTERVAL``.
 """
 
 from __future__ import annotations
