@@ -71,3 +71,48 @@ def test_a_delta_for_another_version_is_refused() -> None:
     new = compiler.compile(entities.apply({key: {**docs[key], "paths": ["/y"]}}), NODE)
     with pytest.raises(DeltaMismatch):
         patch(new, diff(old, new))
+
+
+def _one_route_changed() -> tuple[snapshot.Snapshot, snapshot.Snapshot]:
+    entities = EntitySet()
+    compiler = GatewayCompiler()
+    docs = base_docs()
+    old = compiler.compile(entities.replace(as_entities(docs)), NODE)
+    key = next(k for k in docs if k[0] == "routes")
+    new = compiler.compile(entities.apply({key: {**docs[key], "paths": ["/z"]}}), NODE)
+    return old, new
+
+
+def test_a_change_in_place_is_sent_by_position() -> None:
+    old, new = _one_route_changed()
+    routes = diff(old, new)["sections"]["routes"]
+    assert set(routes) == {"upsert", "at", "count"}
+    (index,) = routes["at"]
+    assert new.routes[index].paths == ("/z",)
+    assert patch(old, diff(old, new)) == new
+
+
+@pytest.mark.parametrize(
+    ("at", "reason"),
+    [
+        ([10_000], "not in the base snapshot"),
+        ([-1], "not in the base snapshot"),
+        (["0"], "not in the base snapshot"),
+        ([0, 1], "2 positions for 1 items"),
+    ],
+)
+def test_a_bad_position_is_refused(at: list[object], reason: str) -> None:
+    old, new = _one_route_changed()
+    delta = diff(old, new)
+    delta["sections"]["routes"]["at"] = at
+    with pytest.raises(DeltaMismatch, match=reason):
+        patch(old, delta)
+
+
+def test_an_item_sent_to_another_key_s_position_is_refused() -> None:
+    old, new = _one_route_changed()
+    delta = diff(old, new)
+    (index,) = delta["sections"]["routes"]["at"]
+    delta["sections"]["routes"]["at"] = [(index + 1) % len(old.routes)]
+    with pytest.raises(DeltaMismatch, match="is not at position"):
+        patch(old, delta)

@@ -26,7 +26,6 @@ JSON — is assembled from cached per-object JSON.  ``compile_gateway`` is a fre
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Hashable
 from typing import Any, Generic, TypeVar
 
@@ -52,7 +51,6 @@ __all__ = ["GatewayCompiler", "canonical", "compile_gateway"]
 
 # Shared by every implicit cluster: passing it spares pydantic a deep copy of the default.
 _DEFAULT_HEALTHCHECKS = snapshot.Healthchecks()
-_SECTIONS = tuple(name for name in snapshot.Snapshot.model_fields if name != "version")
 
 In = TypeVar("In", bound=BaseModel)
 Out = TypeVar("Out")
@@ -137,7 +135,7 @@ class GatewayCompiler:
         self._backends: tuple[tuple[Any, ...], tuple[Any, Any]] | None = None
         self._tls: tuple[tuple[Any, ...], Any] | None = None
         self._listeners: tuple[tuple[Any, ...], Any] | None = None
-        self._json: dict[str, tuple[tuple[Any, ...], list[str], str]] = {}
+        self._digests: dict[str, tuple[tuple[Any, ...], list[bytes]]] = {}
 
     def compile(
         self,
@@ -299,28 +297,28 @@ class GatewayCompiler:
         return listeners, certificates
 
     def _content_hash(self, sections: dict[str, tuple[Any, ...]]) -> str:
-        """``Snapshot.content_hash`` of a snapshot made of ``sections``, from cached JSON."""
-        parts = [f'"{name}":[{self._section_json(name, sections[name])}]' for name in _SECTIONS]
-        body = "{" + ",".join(parts) + "}"
-        return hashlib.sha256(body.encode()).hexdigest()[:16]
+        """``Snapshot.content_hash`` of a snapshot made of ``sections``, from cached digests."""
+        return snapshot.combine_digests(
+            (name, self._section_digests(name, sections[name])) for name in snapshot.SECTIONS
+        )
 
-    def _section_json(self, name: str, items: tuple[Any, ...]) -> str:
-        """The JSON items of one section, each object dumped once while it lives."""
-        cached = self._json.get(name)
+    def _section_digests(self, name: str, items: tuple[Any, ...]) -> list[bytes]:
+        """The item digests of one section, each object hashed once while it lives."""
+        cached = self._digests.get(name)
         if cached is not None and cached[0] is items:
-            return cached[2]
-        old_items, old_texts = (cached[0], cached[1]) if cached is not None else ((), [])
+            return cached[1]
+        old_items, old_digests = cached if cached is not None else ((), [])
+        digest = snapshot.item_digest
         if len(items) == len(old_items):
-            texts = [
-                text if new is old else new.model_dump_json()
-                for new, old, text in zip(items, old_items, old_texts, strict=True)
+            digests = [
+                known if new is old else digest(new)
+                for new, old, known in zip(items, old_items, old_digests, strict=True)
             ]
         else:
-            by_object = {id(o): t for o, t in zip(old_items, old_texts, strict=True)}
-            texts = [by_object.get(id(new)) or new.model_dump_json() for new in items]
-        joined = ",".join(texts)
-        self._json[name] = (items, texts, joined)
-        return joined
+            by_object = {id(o): d for o, d in zip(old_items, old_digests, strict=True)}
+            digests = [by_object.get(id(new)) or digest(new) for new in items]
+        self._digests[name] = (items, digests)
+        return digests
 
 
 def _bind(function: Callable[..., Out], *args: Any, **kwargs: Any) -> Callable[[], Out]:

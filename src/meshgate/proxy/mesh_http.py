@@ -10,7 +10,7 @@ cluster's limits did not change, so requests in flight across a reload stay coun
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from meshgate import snapshot
 from meshgate.proxy.compiled import CompiledConfig, CompiledRoute, CompiledService
@@ -28,12 +28,14 @@ def compile_mesh_http(
     config: CompiledConfig,
     entries: Sequence[tuple[snapshot.Route, CompiledRoute]],
     previous: CompiledConfig | None,
+    *,
+    scoped: bool,
 ) -> None:
-    """Fill ``config``'s mesh fields from ``entries`` (the routes it was built from)."""
+    """Fill ``config``'s service policies and, when some route is ``scoped`` to listeners,
+    its per-listener routers from ``entries`` (the routes it was built from, whose own mesh
+    fields ``compile_route_fields`` filled in when they were compiled)."""
     _compile_policies(config, previous)
-    for route, croute in entries:
-        _compile_route(route, croute, config.services)
-    if any(route.listeners for route, _ in entries):
+    if scoped:
         built = None if previous is None else (previous.router, previous.listener_routers)
         config.router, config.listener_routers = Router.build_per_listener(entries, built)
 
@@ -55,9 +57,10 @@ def retry_plan(policy: snapshot.RetryPolicy) -> RetryPlan:
     )
 
 
-def _compile_route(
-    route: snapshot.Route, croute: CompiledRoute, services: dict[str, CompiledService]
+def compile_route_fields(
+    route: snapshot.Route, croute: CompiledRoute, services: Mapping[str, CompiledService]
 ) -> None:
+    """``route``'s backends split and header edits, compiled into ``croute``."""
     if route.backends:
         weighted: list[tuple[CompiledService, int]] = []
         for backend in route.backends:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from meshgate import snapshot
@@ -30,6 +30,7 @@ from meshgate.proxy.filters.registry import PluginRegistry, default_registry
 from meshgate.proxy.http.serve import drain, start_http_listener
 from meshgate.proxy.http.settings import ProxySettings
 from meshgate.proxy.mesh_http import compile_mesh_http
+from meshgate.proxy.route_stage import EMPTY_BUILD, RouteBuild, build_routes, changed_positions
 from meshgate.proxy.router import Router
 from meshgate.proxy.tcp.listener import start_tcp_listener
 from meshgate.proxy.tls.server import build_server_context
@@ -41,6 +42,9 @@ _DEFAULT_PORTS = {"http": 80, "https": 443}
 # Routers for this many routes and more (~50 ms of work and up) are built in a thread, which
 # is pure computation: traffic keeps flowing meanwhile, at the cost of a slower apply.
 _THREADED_ROUTER_SIZE = 2000
+# ... unless this few routes are new: the router is then built from the running one in a few
+# milliseconds, less than a thread would take to get the GIL from a loop busy with traffic.
+_INLINE_ROUTER_CHANGES = 100
 
 
 def _compile_balancers(
@@ -107,8 +111,7 @@ class BuildCache:
     """
 
     config: CompiledConfig | None = None
-    routes: dict[str, CompiledRoute] = field(default_factory=dict)
-    targets: list[CompiledRoute] = field(default_factory=list)  # the router's, in order
+    routes: RouteBuild = EMPTY_BUILD
     plugins: CompiledPlugins | None = None
 
 
@@ -146,13 +149,16 @@ class StagedConfig:
     builds a big router in a thread, so that traffic keeps flowing meanwhile)."""
 
     config: CompiledConfig  # its router is the previous one until finished
-    entries: list[tuple[snapshot.Route, CompiledRoute]]
+    routes: RouteBuild
     created: list[Balancer]
     router_ready: bool  # the previous router serves these very entries
     previous: CompiledConfig | None
     cache: BuildCache | None
-    routes: dict[str, CompiledRoute]
     plugins: CompiledPlugins
+
+    @property
+    def entries(self) -> list[tuple[snapshot.Route, CompiledRoute]]:
+        return self.routes.entries
 
 
 def finish_config(
@@ -162,11 +168,10 @@ def finish_config(
     config = staged.config
     if router is not None:
         config.router = router
-    compile_mesh_http(config, staged.entries, staged.previous)
+    compile_mesh_http(config, staged.entries, staged.previous, scoped=staged.routes.scoped > 0)
     if staged.cache is not None:
         cache = staged.cache
         cache.config, cache.routes, cache.plugins = config, staged.routes, staged.plugins
-        cache.targets = [compiled for _, compiled in staged.entries]
     return config, staged.created
 
 
@@ -208,39 +213,15 @@ def stage_config(
         services[svc.id] = _compile_service(
             svc, balancers[svc.cluster], snap, upstream_tls, tls_verify_default
         )
-    old_routes = reuse.routes if reuse is not None else {}
-    routes: dict[str, CompiledRoute] = {}
-    entries: list[tuple[snapshot.Route, CompiledRoute]] = []
-    for route in snap.routes:
-        service = services.get(route.service) if route.service else None
-        if service is not None and not service.service.enabled:
-            continue
-        chains = compiled_plugins.chains.get(route.id)
-        kept = old_routes.get(route.id)
-        if (
-            kept is not None
-            and kept.service is service
-            and kept.plugin_chains is chains
-            and (kept.route is route or kept.route == route)
-        ):
-            routes[route.id] = kept
-            entries.append((kept.route, kept))
-            continue
-        protocols = set(route.protocols)
-        compiled = CompiledRoute(
-            route=route,
-            service=service,
-            https_only="http" not in protocols and "https" in protocols,
-            http_only="https" not in protocols and "http" in protocols,
-            plugin_chains=chains,
-        )
-        routes[route.id] = compiled
-        entries.append((route, compiled))
-    targets = [compiled for _, compiled in entries]
-    same_routes = (
+    old_routes = reuse.routes if reuse is not None else EMPTY_BUILD
+    same_targets = (
         reuse is not None
-        and len(targets) == len(reuse.targets)
-        and all(a is b for a, b in zip(targets, reuse.targets, strict=True))
+        and compiled_plugins is reuse.plugins
+        and len(services) == len(old_services)
+        and all(old_services.get(key) is value for key, value in services.items())
+    )
+    routes = build_routes(
+        snap.routes, services, compiled_plugins.chains, old_routes, same_targets=same_targets
     )
     default_cert = next(
         (ln.default_certificate for ln in snap.listeners if ln.protocol == "https"), None
@@ -260,16 +241,8 @@ def stage_config(
         snapshot=snap,
         plugin_handlers=compiled_plugins.handlers,
     )
-    return StagedConfig(
-        config,
-        entries,
-        created,
-        same_routes and previous is not None,
-        previous,
-        cache,
-        routes,
-        compiled_plugins,
-    )
+    router_ready = reuse is not None and previous is not None and not routes.changed
+    return StagedConfig(config, routes, created, router_ready, previous, cache, compiled_plugins)
 
 
 def _same_plugin_inputs(old: snapshot.Snapshot | None, new: snapshot.Snapshot) -> bool:
@@ -277,11 +250,12 @@ def _same_plugin_inputs(old: snapshot.Snapshot | None, new: snapshot.Snapshot) -
     which service each route belongs to: when none changed they can be kept."""
     if old is None or old.plugins != new.plugins or old.consumers != new.consumers:
         return False
-    if len(old.routes) != len(new.routes):
+    positions = changed_positions(new.routes, old.routes)
+    if positions is None:
         return False
     return all(
-        a is b or (a.id == b.id and a.service == b.service)
-        for a, b in zip(old.routes, new.routes, strict=True)
+        new.routes[i].id == old.routes[i].id and new.routes[i].service == old.routes[i].service
+        for i in positions
     )
 
 
@@ -338,7 +312,10 @@ class ProxyRuntime:
             router = None
             if not staged.router_ready:
                 # built from the running router (only read: it keeps serving meanwhile)
-                if len(staged.entries) >= _THREADED_ROUTER_SIZE:
+                if (
+                    len(staged.entries) >= _THREADED_ROUTER_SIZE
+                    and staged.routes.fresh > _INLINE_ROUTER_CHANGES
+                ):
                     router = await asyncio.to_thread(Router.build, staged.entries, old.router)
                 else:
                     router = Router.build(staged.entries, old.router)

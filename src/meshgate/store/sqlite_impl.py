@@ -1,7 +1,11 @@
-"""The SQLite store (the embedded default): stdlib ``sqlite3`` on one dedicated thread, WAL mode.
+"""The SQLite store (the embedded default): stdlib ``sqlite3`` in WAL mode.
 
-All statements of one store instance run on its own single worker thread, one at a time, under
-an asyncio lock that a transaction holds from ``BEGIN IMMEDIATE`` to ``COMMIT``. Several store
+The statements of one store instance run one at a time, under an asyncio lock that a
+transaction holds from ``BEGIN IMMEDIATE`` to ``COMMIT``.  What may wait or take long (``BEGIN
+IMMEDIATE`` waits for other processes' writers; commits, dumps, bulk writes, pages) runs on the
+store's own worker thread; one-row reads and one-row writes inside a transaction run on the
+event loop's thread, since they take microseconds and a thread hop on a busy node takes
+milliseconds. Several store
 instances (or processes) may open the same file: SQLite serializes their writers, and each
 instance notices the others' commits by polling the revision row every ``POLL_INTERVAL``
 seconds once something subscribes. ``:memory:`` databases are private to one instance.
@@ -79,6 +83,13 @@ class SqliteStore:
         async with self._lock:
             return await self._call(fn, *args, **kwargs)
 
+    async def _read_inline(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """A point read, on the calling thread: tens of microseconds (a WAL reader never
+        waits for a writer), where a hop to the store's thread would wait for the GIL and
+        then for the event loop — milliseconds each on a node busy with traffic."""
+        async with self._lock:
+            return fn(*args, **kwargs)
+
     async def _atomic(self, work: Callable[[ChangeLog], T]) -> T:
         async with self._lock:
             result, revision = await self._call(self.ops.atomic, work)
@@ -89,16 +100,16 @@ class SqliteStore:
     # -- reads -------------------------------------------------------------------------------
 
     async def get(self, entity_type: str, entity_id: str) -> Doc | None:
-        return await self._read(self.ops.get, entity_type, entity_id)
+        return await self._read_inline(self.ops.get, entity_type, entity_id)
 
     async def get_by_key(self, entity_type: str, key_name: str, value: str) -> Doc | None:
-        return await self._read(self.ops.get_by_key, entity_type, key_name, value)
+        return await self._read_inline(self.ops.get_by_key, entity_type, key_name, value)
 
     async def revision(self) -> int:
-        return await self._read(self.ops.revision)
+        return await self._read_inline(self.ops.revision)
 
     async def changes_since(self, revision: int) -> builtins.list[Change]:
-        return await self._read(self.ops.changes_since, revision)
+        return await self._read_inline(self.ops.changes_since, revision)
 
     async def dump_all(self) -> Dump:
         return await self._read(self.ops.dump_all)
@@ -215,17 +226,24 @@ class SqliteTransaction:
             raise RuntimeError("transaction already finished")
         return await self._store._call(fn, *args, **kwargs)
 
+    def _inline(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """One-row work inside the open transaction (which holds SQLite's write lock, so
+        nothing waits): on the calling thread, see ``SqliteStore._read_inline``."""
+        if not self.open:
+            raise RuntimeError("transaction already finished")
+        return fn(*args, **kwargs)
+
     async def get(self, entity_type: str, entity_id: str) -> Doc | None:
-        return await self._run(self._store.ops.get, entity_type, entity_id)
+        return self._inline(self._store.ops.get, entity_type, entity_id)
 
     async def get_by_key(self, entity_type: str, key_name: str, value: str) -> Doc | None:
-        return await self._run(self._store.ops.get_by_key, entity_type, key_name, value)
+        return self._inline(self._store.ops.get_by_key, entity_type, key_name, value)
 
     async def _write(
         self, entity_type: str, doc: Doc, keys: UniqueKeys, entity_id: str | None, mode: WriteMode
     ) -> Doc:
         entity = prepare(entity_type, doc, keys, entity_id)
-        return await self._run(self._store.ops.write, entity, mode, self.changes)
+        return self._inline(self._store.ops.write, entity, mode, self.changes)
 
     async def insert(self, entity_type: str, doc: Doc, *, unique_keys: UniqueKeys) -> Doc:
         return await self._write(entity_type, doc, unique_keys, None, "insert")
