@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from pydantic import BaseModel, ValidationError
 
-from meshgate.resources.declarative_walk import violations_from
+from meshgate.resources.violations import violations_from
 from meshgate.resources.kong import Route, Service
 
 

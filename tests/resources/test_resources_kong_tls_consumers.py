@@ -12,7 +12,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from pydantic import BaseModel, ValidationError
 
-from meshgate.resources.declarative_walk import violations_from
+from meshgate.resources.violations import violations_from
 from meshgate.resources.kong import SNI, CACertificate, Certificate, Consumer, Plugin
 
 

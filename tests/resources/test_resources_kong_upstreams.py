@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from pydantic import BaseModel, ValidationError
 
 from meshgate import snapshot
-from meshgate.resources.declarative_walk import violations_from
+from meshgate.resources.violations import violations_from
 from meshgate.resources.kong import Healthchecks, Target, Upstream, parse_target
 
 

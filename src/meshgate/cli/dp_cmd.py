@@ -23,7 +23,7 @@ import yaml
 from meshgate.agent.dataplane.client import AgentConfig, DataplaneAgent, Refused
 from meshgate.agent.logs import configure_logging
 from meshgate.agent.supervisor import InProcessProxy, NodeOptions
-from meshgate.cli.loading import print_violations
+from meshgate.cli.violations import print_violations
 from meshgate.errors import ConfigError, Violation
 from meshgate.policies import parse_resource
 from meshgate.proxy.http.settings import ProxySettings

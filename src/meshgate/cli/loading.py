@@ -10,6 +10,7 @@ from pathlib import Path
 import typer
 
 from meshgate import snapshot
+from meshgate.cli.violations import print_violations
 from meshgate.compiler import NodeSettings, compile_gateway
 from meshgate.controlplane.tls_default import with_default_certificate
 from meshgate.errors import ConfigError, Violation
@@ -51,10 +52,3 @@ def exit_on_config_error(path: Path) -> Iterator[None]:
     except ConfigError as exc:
         print_violations(str(path), exc)
         raise typer.Exit(2) from None
-
-
-def print_violations(source: str, exc: ConfigError) -> None:
-    """Every violation of ``exc``, one per line with its field path, on stderr."""
-    typer.echo(f"{source}: invalid configuration ({len(exc.violations)} problems):", err=True)
-    for violation in exc.violations:
-        typer.echo(f"  {violation}", err=True)

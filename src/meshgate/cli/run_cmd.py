@@ -29,7 +29,8 @@ from meshgate import __version__, snapshot
 from meshgate.agent.logs import configure_logging
 from meshgate.agent.node_env import NodeEnvironment
 from meshgate.agent.supervisor import InProcessProxy, NodeOptions, Proxy, WorkerPool
-from meshgate.cli.loading import DEFAULT_PROXY_LISTEN, print_violations
+from meshgate.cli.loading import DEFAULT_PROXY_LISTEN
+from meshgate.cli.violations import print_violations
 from meshgate.compiler import NodeSettings
 from meshgate.controlplane.admin_api import (
     AdminServer,

@@ -20,15 +20,14 @@ from meshgate.resources.kong import (
     CACertificate,
     Certificate,
     Consumer,
-    EntityViolations,
     Plugin,
     Route,
     Service,
     Target,
     Upstream,
 )
-from meshgate.resources.kong_common import Loc
 from meshgate.resources.kong_consumers import CREDENTIAL_KINDS, credential_problems
+from meshgate.resources.violations import join_path, violations_from
 
 ENTITY_MODELS: dict[str, type[BaseModel]] = {
     "services": Service,
@@ -81,37 +80,6 @@ class Walk:
 
     def add(self, path: str, message: str) -> None:
         self.violations.append(Violation(path, message))
-
-
-def join_path(prefix: str, loc: Loc) -> str:
-    """``services[0]`` + ``("paths", 0)`` → ``services[0].paths[0]``."""
-    text = prefix
-    for part in loc:
-        if isinstance(part, int):
-            text += f"[{part}]"
-        elif part == "[key]":
-            continue  # pydantic's marker for "the key of this dict entry"
-        else:
-            text = f"{text}.{part}" if text else str(part)
-    return text
-
-
-_MESSAGE_BY_TYPE = {"extra_forbidden": "unknown field", "missing": "required field missing"}
-
-
-def violations_from(error: ValidationError, prefix: str) -> list[Violation]:
-    """Every error of a pydantic ``ValidationError`` as a violation with its full path."""
-    found: list[Violation] = []
-    for detail in error.errors():
-        loc = tuple(detail["loc"])
-        cause = (detail.get("ctx") or {}).get("error")
-        if isinstance(cause, EntityViolations):
-            found += [Violation(join_path(prefix, loc + sub), msg) for sub, msg in cause.items]
-            continue
-        message = _MESSAGE_BY_TYPE.get(detail["type"], detail["msg"])
-        message = message.removeprefix("Value error, ")
-        found.append(Violation(join_path(prefix, loc), message))
-    return found
 
 
 def walk_document(data: Any, context: dict[str, Any]) -> Walk:

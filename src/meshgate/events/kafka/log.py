@@ -265,6 +265,7 @@ class KafkaEventLog:
             await member.leave()
         loop = self._loop
         for producer in self._producers.values():
+            producer.stop_polling()
             await loop.run_in_executor(self._admin_executor, producer.close, self.close_timeout)
         await loop.run_in_executor(self._admin_executor, self._sessions.close)
         await loop.run_in_executor(self._admin_executor, self._group_offsets.close)

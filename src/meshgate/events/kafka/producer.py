@@ -1,8 +1,12 @@
 """A librdkafka ``Producer`` whose delivery reports resolve asyncio futures.
 
-A dedicated thread calls ``Producer.poll`` in a loop; each delivery callback (run on that
-thread) hands its outcome to the event loop with ``call_soon_threadsafe``. ``send`` only
-enqueues into librdkafka (non-blocking), so it is called on the event loop itself.
+``send`` only enqueues into librdkafka (non-blocking), so it is called on the event loop
+itself, and so is ``Producer.poll(0)``, which runs the delivery callbacks: every
+``_BUSY_POLL`` seconds while records are in flight, every ``_IDLE_POLL`` seconds otherwise
+(error callbacks).  A poller thread would instead take the GIL from the loop for every
+delivery and wake it with ``call_soon_threadsafe`` — at 50 concurrent produces that
+hand-off, not Kafka, set the pace.  ``close`` flushes on whatever thread calls it; delivery
+reports that arrive there reach the loop thread-safely.
 """
 
 from __future__ import annotations
@@ -17,7 +21,8 @@ from confluent_kafka import KafkaException, Producer
 from meshgate.events.errors import BrokerUnavailable
 from meshgate.events.kafka.errors import map_error
 
-_POLL_INTERVAL = 0.05
+_BUSY_POLL = 0.001  # s between polls while records are in flight
+_IDLE_POLL = 0.1
 
 
 class Delivered(NamedTuple):
@@ -37,15 +42,33 @@ class AsyncProducer:
     """Producer + poller thread; ``close`` flushes (bounded) and stops the thread."""
 
     def __init__(self, config: dict[str, Any], loop: asyncio.AbstractEventLoop, name: str):
+        self.name = name
         self._loop = loop
+        self._loop_thread = threading.get_ident()
         self._producer = Producer(config)
-        self._stopping = threading.Event()
-        self._thread = threading.Thread(target=self._poll_forever, name=name, daemon=True)
-        self._thread.start()
+        self._in_flight = 0
+        self._closed = False
+        self._timer: asyncio.TimerHandle | None = None
+        self._due = 0.0  # loop time of the next poll
+        self._schedule(0.0)
 
-    def _poll_forever(self) -> None:
-        while not self._stopping.is_set():
-            self._producer.poll(_POLL_INTERVAL)
+    def _schedule(self, delay: float) -> None:
+        self._due = self._loop.time() + delay
+        self._timer = self._loop.call_at(self._due, self._poll)
+
+    def _poll(self) -> None:
+        self._timer = None
+        if self._closed:
+            return
+        self._producer.poll(0)
+        self._schedule(_BUSY_POLL if self._in_flight else _IDLE_POLL)
+
+    def _poll_soon(self) -> None:
+        """Poll within ``_BUSY_POLL`` (a record was just enqueued)."""
+        timer = self._timer
+        if timer is not None and self._due - self._loop.time() > _BUSY_POLL:
+            timer.cancel()
+            self._schedule(_BUSY_POLL)
 
     def send(
         self,
@@ -68,6 +91,10 @@ class AsyncProducer:
                 offset = message.offset()  # None or negative with acks=0: not known
                 known = offset if offset is not None and offset >= 0 else -1
                 outcome = Delivery(None, Delivered(message.partition(), known, timestamp))
+            self._in_flight -= 1
+            if threading.get_ident() == self._loop_thread:
+                _settle(future, outcome)
+                return
             try:
                 loop.call_soon_threadsafe(_settle, future, outcome)
             except RuntimeError:
@@ -86,16 +113,24 @@ class AsyncProducer:
             raise BrokerUnavailable("kafka producer queue is full", retry_after=1.0) from None
         except KafkaException as exc:
             raise map_error(exc, topic=topic, partition=partition) from None
+        self._in_flight += 1
+        self._poll_soon()
         return future
 
     def list_topics(self, topic: str | None, timeout: float) -> Any:
         """Cluster metadata (blocking: call it off the event loop)."""
         return self._producer.list_topics(topic, timeout=timeout)
 
+    def stop_polling(self) -> None:
+        """Stop polling on the loop (call on the loop thread, before ``close``)."""
+        self._closed = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
     def close(self, flush_timeout: float) -> int:
-        """Flush (blocking, bounded), stop the poller; returns records left undelivered."""
-        self._stopping.set()
-        self._thread.join()
+        """Flush (blocking, bounded); returns records left undelivered."""
+        self._closed = True
         return int(self._producer.flush(flush_timeout))
 
 

@@ -17,10 +17,10 @@ import yaml
 from pydantic import ValidationError
 
 from meshgate.errors import ConfigError, Violation
-from meshgate.resources.declarative_walk import violations_from
 from meshgate.resources.mesh.dataplane import Dataplane
 from meshgate.resources.mesh.mesh import Mesh
 from meshgate.resources.mesh.policy import Policy, PolicySpec, parse_policy
+from meshgate.resources.violations import violations_from
 
 MeshResource = Mesh | Dataplane | Policy
 

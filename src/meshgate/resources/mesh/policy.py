@@ -15,10 +15,10 @@ from typing import Any, ClassVar, Generic, TypeVar
 from pydantic import BaseModel, ValidationError, model_validator
 
 from meshgate.errors import ConfigError, Violation
-from meshgate.resources.declarative_walk import violations_from
 from meshgate.resources.kong_common import EntityViolations, Loc
 from meshgate.resources.mesh.base import MeshModel, Name
 from meshgate.resources.mesh.targetref import MESH, TargetRef, check_kinds
+from meshgate.resources.violations import violations_from
 
 C = TypeVar("C", bound=BaseModel)
 
