@@ -4,6 +4,8 @@ heartbeat: with ``heartbeat_interval`` 15 s, its stream task ends within a secon
 
 from __future__ import annotations
 
+import base64
+import json
 import socket
 import struct
 import time
@@ -106,4 +108,54 @@ def test_websocket_client_vanishing_ends_stream_at_once(tmp_path: Path, how: str
         took = _seconds_until_none(lambda: _streams(gw, "ws"), 5)
         assert _streams(gw, "ws") == 0
         assert took < NOTICE_WITHIN_S, f"noticed after {took:.2f}s"
+        close_gateway_logs(gw)
+
+
+def _long_poll_plugins(tmp: Path) -> tuple[list[Any], list[Any]]:
+    produce = {"embedded": {"path": str(tmp)}, "auto_create_topic": True}
+    poll = {**produce, "topics": [{"name": "orders"}], "cursor_secret": SECRET,
+            "auto_offset_reset": "latest", "mode": "http-get",
+            "long_poll_timeout": 20_000}  # fmt: skip
+    routes = [route("get", "/get", service=None), route("produce", "/produce", service=None)]
+    plugins = [
+        plugin("kafka-upstream", {**produce, "topic": "orders"}, route="produce"),
+        plugin("kafka-consume", poll, route="get"),
+    ]
+    return routes, plugins
+
+
+def _long_poll(port: int) -> socket.socket:
+    sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+    sock.sendall(b"GET /get?timeout=20000 HTTP/1.1\r\nHost: test\r\n\r\n")
+    return sock
+
+
+@pytest.mark.parametrize("how", ["fin", "rst"])
+def test_long_poll_get_of_a_client_that_left_ends_at_once(tmp_path: Path, how: str) -> None:
+    """A GET waiting for records (up to 20 s) stops within a second of its client leaving;
+    the client that stays still gets the record produced afterwards."""
+    routes, plugins = _long_poll_plugins(tmp_path)
+    with live_gateway(plugins=plugins, routes=routes) as gw:
+        assert gw.request("POST", "/produce", body=b"{}").status == 200  # creates the topic
+        leaving, staying = _long_poll(gw.port), _long_poll(gw.port)
+        _seconds_until_none(lambda: 2 - _streams(gw, "get"), 5)
+        assert _streams(gw, "get") == 2, "both GETs should be waiting"
+        _close(leaving, how)
+        took = _seconds_until_none(lambda: _streams(gw, "get") - 1, 5)
+        assert _streams(gw, "get") == 1, "the departed client's GET is still waiting"
+        assert took < NOTICE_WITHIN_S, f"noticed after {took:.2f}s"
+        assert gw.request("POST", "/produce", body=b'{"n":1}').status == 200
+        answer = b""
+        while b"\r\n\r\n" not in answer:
+            data = staying.recv(65536)
+            assert data, f"connection closed, got {answer!r}"
+            answer += data
+        head, _, body = answer.partition(b"\r\n\r\n")
+        length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+        while len(body) < length:
+            body += staying.recv(65536)
+        assert head.startswith(b"HTTP/1.1 200 ")
+        bodies = [r["value"]["body"] for r in json.loads(body)["records"]]  # kong's envelope
+        assert [base64.b64decode(b) for b in bodies] == [b'{"n":1}']
+        staying.close()
         close_gateway_logs(gw)

@@ -12,6 +12,7 @@ the server's per-request log point) schedules the log phase with ``call_soon``.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -62,6 +63,7 @@ class ProxyContext(HttpContext):
 
     later: Later | None = None
     answer: ResponseStream | RawPipe | None = None  # a plugin streams or took the connection
+    waiting: asyncio.Task[None] | None = None  # the plugin phase awaiting something
 
     def __init__(
         self,
@@ -112,10 +114,13 @@ class ProxyContext(HttpContext):
 
     def client_gone(self) -> None:
         """The client connection was lost or the client sent its FIN (server
-        ``connection_lost``/``eof_received``) while a plugin streams: stop the stream now."""
+        ``connection_lost``/``eof_received``) while a plugin streams or waits (a long-poll):
+        stop the stream, or cancel the wait, now — as nginx ends a request whose client left."""
         answer = self.answer
         if isinstance(answer, ResponseStream):
             answer.client_left()
+        elif answer is None and self.waiting is not None and not self.waiting.done():
+            self.waiting.cancel()
 
     def client_resumed(self) -> None:
         """The client's write buffer drained (server ``resume_writing``)."""
@@ -221,10 +226,24 @@ def _run(ctx: ProxyContext) -> None:
         return
     ctx.client.pause_for_plugin(True)
     route = ctx.croute.route
-    tasks.spawn(_continue(ctx, pending), name=f"plugin {ctx.plugin} route {route.id}")
+    ctx.waiting = tasks.spawn(_continue(ctx, pending), name=f"plugin {ctx.plugin} route {route.id}")
 
 
 async def _continue(ctx: ProxyContext, pending: Pending | None) -> None:
+    try:
+        await _run_pending(ctx, pending)
+    except asyncio.CancelledError:
+        client = ctx.client
+        if not (client.closed or client.half_closed):
+            raise  # not for a client that left: the loop is stopping
+        _log.info("client left while plugin %s waited (route %s)", ctx.plugin, ctx.croute.route.id)
+        if not client.closed:
+            client.transport.close()  # logged as 499 once the connection is gone
+    finally:
+        ctx.waiting = None
+
+
+async def _run_pending(ctx: ProxyContext, pending: Pending | None) -> None:
     assert ctx.chain is not None
     try:
         while pending is not None:

@@ -366,6 +366,8 @@ class HttpProxyProtocol(asyncio.Protocol):
             exchange.body_done()
         elif exchange is None and req.ctx is not None:
             req.ctx.body_complete()  # plugins waiting for the whole body run now
+            if self.pause_mask & PAUSE_PLUGIN and req is self.current:
+                self._resume(PAUSE_PLUGIN)  # see pause_for_plugin
         if req is self.current:
             if req.responded:
                 self._advance()
@@ -657,9 +659,13 @@ class HttpProxyProtocol(asyncio.Protocol):
                 self.transport.resume_reading()
 
     def pause_for_plugin(self, paused: bool) -> None:
-        if paused:
+        """While a plugin waits, reading stops unless the whole request is in: then only a
+        pipelined request (paused as usual) or the client's FIN/reset can come, and noticing
+        those is what lets a waiting plugin (a long-poll) stop when its client leaves."""
+        current = self.current
+        if paused and not (current is not None and current.message_complete):
             self._pause(PAUSE_PLUGIN)
-        else:
+        elif not paused:
             self._resume(PAUSE_PLUGIN)
 
     def pause_for_upstream(self, paused: bool) -> None:
