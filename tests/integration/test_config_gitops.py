@@ -36,6 +36,7 @@ def test_apply_diff_dump_through_the_admin_api(
         assert meshgate("config", "diff", str(cfg), "--admin", admin).returncode == 1
         applied = meshgate("config", "apply", str(cfg), "--admin", admin)
         assert applied.returncode == 0, applied.stderr
+        assert "loaded 1 services, 1 routes, 1 plugins" in applied.stdout, applied.stdout
         assert gw.request("GET", "/a")[0] == 418
         same = meshgate("config", "diff", str(cfg), "--admin", admin)
         assert same.returncode == 0, same.stdout
@@ -45,7 +46,7 @@ def test_apply_diff_dump_through_the_admin_api(
         cfg.write_text(FILE.format(port=echo_upstreams.ports[0]).replace("418", "99"))
         bad = meshgate("config", "apply", str(cfg), "--admin", admin)
         assert bad.returncode == 2
-        assert "status_code" in bad.stderr
+        assert "plugins[0].config.status_code" in bad.stderr, bad.stderr
         assert gw.request("GET", "/a")[0] == 418  # nothing applied
     finally:
         gw.stop()

@@ -47,7 +47,7 @@ class ConfigTarget:
         if self.admin is not None:
             status, body = self._call("POST", "/config", json.dumps(document).encode())
             if status == 201:
-                return body
+                return _loaded_summary(body)
             try:
                 fields = json.loads(body).get("fields") or {}
             except ValueError:
@@ -93,12 +93,35 @@ class ConfigTarget:
 
 
 def _flatten(fields: Any, prefix: str = "") -> list[tuple[str, Any]]:
-    if not isinstance(fields, dict):
-        return [(prefix, fields)]
-    out: list[tuple[str, Any]] = []
-    for key, value in fields.items():
-        out += _flatten(value, f"{prefix}.{key}" if prefix else str(key))
-    return out
+    """Kong's nested ``fields`` (records, arrays with ``null`` for valid items, ``@entity``
+    lists of an entity's own errors) as (path, message) pairs."""
+    if isinstance(fields, dict):
+        out: list[tuple[str, Any]] = []
+        for key, value in fields.items():
+            path = prefix if key == "@entity" else f"{prefix}.{key}" if prefix else str(key)
+            out += _flatten(value, path)
+        return out
+    if isinstance(fields, list):
+        if all(isinstance(item, str) for item in fields):
+            return [(prefix, item) for item in fields]
+        out = []
+        for index, item in enumerate(fields):
+            if item is not None:
+                out += _flatten(item, f"{prefix}[{index}]")
+        return out
+    return [(prefix, fields)]
+
+
+def _loaded_summary(body: str) -> str:
+    """``POST /config``'s answer (the loaded entities by type and id) as counts."""
+    try:
+        loaded = json.loads(body)
+    except ValueError:
+        return body
+    if not isinstance(loaded, dict):
+        return body
+    counts = [f"{len(v)} {k}" for k, v in loaded.items() if isinstance(v, dict) and v]
+    return "loaded " + (", ".join(counts) if counts else "an empty configuration")
 
 
 def entity_map(document: dict[str, Any]) -> dict[str, str]:

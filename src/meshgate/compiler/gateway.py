@@ -245,7 +245,13 @@ class GatewayCompiler:
 
     def _certificates_of(self, config: GatewayConfig) -> tuple[snapshot.Certificate, ...]:
         key = (config.certificates, config.snis)
-        if self._tls is not None and all(a is b for a, b in zip(key, self._tls[0], strict=True)):
+        # vault references are resolved again each time: the secret may have changed
+        resolved = vault.resolved_certificates(config.certificates)
+        if (
+            not resolved
+            and self._tls is not None
+            and all(a is b for a, b in zip(key, self._tls[0], strict=True))
+        ):
             kept: tuple[snapshot.Certificate, ...] = self._tls[1]
             return kept
         self._certificates.begin()
@@ -253,19 +259,12 @@ class GatewayCompiler:
         certificates = []
         for c in config.certificates:
             names = tuple(sorted(s.name for s in snis_of.get(c.id, [])))
+            pems = resolved.get(entity_id(c.id)) or vault.certificate_fields(c)
             certificates.append(
                 self._certificates.get(
                     c.id,
-                    (c, names),
-                    _bind(
-                        snapshot.Certificate,
-                        id=entity_id(c.id),
-                        cert=c.cert,
-                        key=c.key,
-                        cert_alt=c.cert_alt,
-                        key_alt=c.key_alt,
-                        snis=names,
-                    ),
+                    (c, names, pems),
+                    _bind(snapshot.Certificate, id=entity_id(c.id), snis=names, **pems),
                 )
             )
         self._certificates.commit()

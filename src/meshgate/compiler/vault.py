@@ -10,9 +10,13 @@ is a reference (Kong's syntax).  meshgate bundles Kong's OSS vault, ``env``:
 * with a key (``{vault://env/db-creds/password}``) the variable holds a JSON object and the
   value is that object's member ``password``.
 
+Plugin configs may hold references anywhere; certificates in ``cert``, ``key``, ``cert_alt``
+and ``key_alt`` (Kong's referenceable fields), whose resolved PEMs are then validated as the
+Admin API validates plain ones (parse, cert/key match, different alternate key type).
+
 The stored config keeps the reference: only the compiled snapshot holds the secret.  A
-reference that cannot be resolved is a ``ConfigError`` naming the field, so the running config
-stays as it was.  Compilation stays a function of its inputs: the environment is passed in
+reference that cannot be resolved, or a certificate that resolves to bad PEM, is a
+``ConfigError`` naming the field, so the running config stays as it was.  Compilation stays a function of its inputs: the environment is passed in
 (``os.environ`` unless told otherwise).
 """
 
@@ -25,12 +29,17 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from pydantic import ValidationError
+
 from meshgate.errors import ConfigError, Violation
-from meshgate.resources.kong import Plugin
+from meshgate.resources.kong import Certificate, Plugin
+from meshgate.resources.violations import violations_from
 
 BUNDLED_VAULTS = frozenset({"env"})
 ENV_PREFIX_SETTING = "MESHGATE_VAULT_ENV_PREFIX"
 _ENV_CONFIG_FIELDS = frozenset({"prefix"})
+CERTIFICATE_FIELDS = ("cert", "key", "cert_alt", "key_alt")
+"""A certificate's referenceable fields (kong/db/schema/entities/certificates.lua)."""
 
 
 class VaultError(ValueError):
@@ -165,3 +174,40 @@ def plugin_config(plugin: Plugin) -> Any:
     ``plugins.<instance_name or id>.config.<field>``): the compiler's one hook."""
     where = plugin.instance_name or plugin.id
     return resolve_references(plugin.config, f"plugins.{where}.config")
+
+
+def certificate_fields(certificate: Certificate) -> dict[str, str | None]:
+    """A certificate's PEM fields as stored (references unresolved)."""
+    return {name: getattr(certificate, name) for name in CERTIFICATE_FIELDS}
+
+
+def resolved_certificates(
+    certificates: tuple[Certificate, ...] | list[Certificate],
+    environ: Mapping[str, str] | None = None,
+) -> dict[str, dict[str, str | None]]:
+    """The PEM fields, resolved, of each certificate that holds a reference (by id).
+
+    Raises ``ConfigError`` with every problem of every certificate: an unresolvable reference
+    at ``certificates.<id>.<field>``, a resolved PEM that does not parse, a key that does not
+    match its certificate, at the field the Admin API would name for a plain value.
+    """
+    env = os.environ if environ is None else environ
+    resolved: dict[str, dict[str, str | None]] = {}
+    violations: list[Violation] = []
+    for certificate in certificates:
+        fields = certificate_fields(certificate)
+        if not any(is_reference(value) for value in fields.values()):
+            continue
+        where = f"certificates.{certificate.id}"
+        problems: list[Violation] = []
+        values = _walk(fields, where, env, problems)
+        if not problems:
+            try:
+                Certificate.model_validate({**certificate.model_dump(), **values})
+            except ValidationError as exc:
+                problems = violations_from(exc, where)
+        violations += problems
+        resolved[str(certificate.id)] = values
+    if violations:
+        raise ConfigError(violations)
+    return resolved

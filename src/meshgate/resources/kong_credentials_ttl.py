@@ -2,9 +2,10 @@
 
 A credential with ``ttl`` seconds expires ``ttl`` seconds after its ``created_at``; ``ttl``
 absent, null or 0 never expires.  Kong then treats it as gone: the key authenticates nobody,
-the Admin API no longer lists it, and a periodic cleanup deletes the row.  The proxy checks
-the expiry itself on each request (no recompile needed); these helpers serve the store purge
-and the Admin API's view (Kong shows ``ttl`` as the seconds left).
+the Admin API no longer shows it (GET 404, lists leave it out), and a periodic cleanup
+deletes the row.  The proxy checks the expiry itself on each request (no recompile needed);
+these helpers serve the store purge and the Admin API's view (Kong shows ``ttl`` as the
+seconds left).
 """
 
 from __future__ import annotations

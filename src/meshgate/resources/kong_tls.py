@@ -5,6 +5,10 @@ Every PEM is parsed with ``cryptography``: a certificate must match its key, an 
 must use a different key type, a CA certificate must be a single, unexpired CA certificate.
 The expiry check reads "now" from the validation context key ``now`` (epoch seconds) when
 given, so loading is reproducible in tests; otherwise the clock.
+
+A certificate's ``cert``, ``key``, ``cert_alt`` and ``key_alt`` may instead be vault references
+(``{vault://env/NAME}``, Kong's "referenceable" fields): such a field, and every check that
+involves it, is left to the compiler, which resolves and validates it.
 """
 
 from __future__ import annotations
@@ -52,6 +56,11 @@ def load_private_key(pem: str) -> Any:
         raise ValueError(f"invalid key: {exc}") from None
 
 
+def is_vault_reference(value: object) -> bool:
+    """Kong's test for a reference: a whole string ``{vault://...}``."""
+    return isinstance(value, str) and value.startswith("{vault://") and value.endswith("}")
+
+
 def _public_der(public_key: Any) -> bytes:
     data: bytes = public_key.public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
@@ -79,11 +88,13 @@ def _pair_problems(
     problems: list[tuple[Loc, str]] = []
     leaf = key = None
     try:
-        leaf = load_certificate_chain(cert_pem)[0]
+        if not is_vault_reference(cert_pem):
+            leaf = load_certificate_chain(cert_pem)[0]
     except ValueError as exc:
         problems.append(((cert_field,), str(exc)))
     try:
-        key = load_private_key(key_pem)
+        if not is_vault_reference(key_pem):
+            key = load_private_key(key_pem)
     except ValueError as exc:
         problems.append(((key_field,), str(exc)))
     matched = (
@@ -144,7 +155,10 @@ class SNI(KongEntity):
 
 
 def certificate_digest(pem: str) -> str:
-    """sha256 of the (first) certificate's DER encoding, lower-case hex."""
+    """sha256 of the (first) certificate's DER encoding, lower-case hex (of a vault
+    reference: of its text, so an id derived from it stays stable)."""
+    if is_vault_reference(pem):
+        return hashlib.sha256(pem.encode()).hexdigest()
     return hashlib.sha256(
         load_certificate_chain(pem)[0].public_bytes(serialization.Encoding.DER)
     ).hexdigest()

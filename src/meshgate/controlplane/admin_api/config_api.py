@@ -3,9 +3,14 @@ everything with a declarative file, atomically).
 
 ``POST /config`` accepts the file as a JSON or YAML body, as ``{"config": "<yaml text>"}``, or
 as a ``config`` form field (``config=@kong.yml``).  The file is validated whole (every
-violation reported, nothing applied on error); ``?check_hash=1`` answers 304 without writing
-when the result would equal what is stored.  Plain-text basic-auth passwords are hashed when
-the file says ``_transform: true`` (the default).
+violation reported, nothing applied on error); ``?check_hash=1`` (exactly ``1``, as in Kong)
+answers 304 without writing when the result would equal what is stored.  Plain-text
+basic-auth passwords are hashed when the file says ``_transform: true`` (the default).
+
+Answers follow Kong 3.x (kong/api/routes/config.lua): 201 with the loaded entities keyed by
+entity type, then by id (``{"services": {"<id>": {...}}, ...}``); 400 code 14 with the errors
+nested in ``fields``, plus ``flattened_errors`` with ``?flatten_errors=1`` (see
+``declarative_errors``).
 """
 
 from __future__ import annotations
@@ -24,19 +29,14 @@ from meshgate.controlplane.admin_api.body import (
     urlencoded_pairs,
 )
 from meshgate.controlplane.admin_api.context import JSONResponse, context, endpoint
+from meshgate.controlplane.admin_api.declarative_errors import admin_problems, declarative_error
 from meshgate.controlplane.admin_api.documents import (
     check_plugin_name,
     hash_password,
     plain_references,
     validate,
 )
-from meshgate.controlplane.admin_api.errors import (
-    DECLARATIVE_CONFIG,
-    AdminError,
-    dao_error,
-    message_error,
-    nest_fields,
-)
+from meshgate.controlplane.admin_api.errors import AdminError, message_error
 from meshgate.controlplane.admin_api.info import entities_hash
 from meshgate.controlplane.admin_api.registry import BY_TYPE
 from meshgate.errors import ConfigError, Violation
@@ -46,7 +46,7 @@ from meshgate.resources.from_entities import config_from_entities, entities_from
 from meshgate.store import EntityWrite, Store, UniqueViolation
 
 _YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml", "text/plain")
-_TRUE = ("1", "true", "yes")
+_TRUTHY = ("1", "true", "on", "yes")  # Kong's truthy() for flatten_errors
 
 
 @endpoint
@@ -84,7 +84,7 @@ async def _declarative_document(request: Request) -> Any:
         return _parse(text)
     raw = await request.body()
     if not raw.strip():
-        raise message_error(400, "expected a declarative configuration in the request body")
+        raise message_error(400, "expected a declarative configuration")
     if kind in ("", "application/json") or kind.endswith("+json"):
         data = parse_json(raw)
         if isinstance(data, dict) and isinstance(data.get("config"), str):
@@ -103,44 +103,28 @@ def _parse(text: str) -> Any:
         document = parse_text(text, "yaml")
         reject_nul(document)
         return document
-    except ConfigError as exc:
-        raise declarative_error(exc.violations, False) from None
+    except ConfigError as exc:  # Kong: {"fields": {"error": "failed parsing declarative ..."}}
+        unparsed = [
+            Violation("error", f"failed parsing declarative configuration: {v.message}")
+            for v in exc.violations
+        ]
+        raise declarative_error(unparsed, None, False) from None
     except RecursionError:
         raise message_error(400, "the declarative configuration is nested too deeply") from None
 
 
-def _loc(path: str) -> tuple[str | int, ...]:
-    """``services[0].routes[1].paths`` → ``("services", 0, "routes", 1, "paths")``."""
-    loc: list[str | int] = []
-    for part in path.replace("]", "").split("."):
-        if not part:
-            continue
-        name, *indexes = part.split("[")
-        if name:
-            loc.append(name)
-        loc += [int(index) if index.isdigit() else index for index in indexes]
-    return tuple(loc)
-
-
-def declarative_error(violations: list[Violation], flatten: bool) -> AdminError:
-    """400, code 14: ``fields`` nested like the document; ``flattened_errors`` on request."""
-    texts = "; ".join(str(v) for v in violations)
-    error = dao_error(
-        400,
-        DECLARATIVE_CONFIG,
-        f"declarative config is invalid: {texts}",
-        nest_fields((_loc(v.path), v.message) for v in violations),
-    )
-    if flatten:
-        error.body["flattened_errors"] = [
-            {"path": violation.path, "message": violation.message} for violation in violations
-        ]
-    return error
-
-
 def stored_entities(document: Any) -> list[tuple[str, dict[str, Any]]]:
-    """The entities a declarative document stores as, normalised like Admin API writes."""
-    config = load_dict(document)
+    """The entities a declarative document stores as, normalised like Admin API writes.
+
+    ``ConfigError`` lists every problem at its path in the document; the Admin API's own
+    checks of plugins and credentials are located there too (``admin_problems``)."""
+    located = admin_problems(document)
+    try:
+        config = load_dict(document)
+    except ConfigError as exc:
+        seen = {violation.path for violation in exc.violations}
+        extra = [violation for violation in located if violation.path not in seen]
+        raise ConfigError(exc.violations + extra) from None
     entities: list[tuple[str, dict[str, Any]]] = []
     created: dict[str, Any] = {}
     problems: list[Violation] = []
@@ -165,7 +149,7 @@ def stored_entities(document: Any) -> list[tuple[str, dict[str, Any]]]:
                 stored["password"] = hash_password(stored["password"], stored["consumer"]["id"])
         entities.append((entity_type, stored))
     if problems:
-        raise ConfigError(problems)
+        raise ConfigError(located or problems)
     return entities
 
 
@@ -200,21 +184,19 @@ async def post_config(request: Request) -> Response:
     try:
         entities = stored_entities(document)
         new_hash = entities_hash(entities)
-        if params.get("check_hash", "") in _TRUE:
+        if params.get("check_hash") == "1":
             _revision, current = await ctx.hasher.current()
             if current == new_hash:
                 return Response(status_code=304)
-        revision = await _replace(ctx.store, entities)
+        await _replace(ctx.store, entities)
     except ConfigError as exc:
-        raise declarative_error(exc.violations, params.get("flatten_errors", "") in _TRUE) from None
+        flatten = params.get("flatten_errors", "").lower() in _TRUTHY
+        raise declarative_error(exc.violations, document, flatten) from None
     await ctx.changed()
-    counts: dict[str, int] = {}
-    for entity_type, _doc in entities:
-        counts[entity_type] = counts.get(entity_type, 0) + 1
-    return JSONResponse(
-        {"configuration_hash": new_hash, "revision": revision, "entities": counts},
-        status_code=201,
-    )
+    loaded: dict[str, dict[str, Any]] = {}
+    for entity_type, doc in entities:
+        loaded.setdefault(entity_type, {})[str(doc["id"])] = doc
+    return JSONResponse(loaded, status_code=201)
 
 
 def config_routes() -> list[Route]:

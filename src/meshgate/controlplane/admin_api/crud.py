@@ -8,11 +8,20 @@ After a committed write ``notify()`` runs (the app reports the new revision to `
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from meshgate.controlplane.admin_api.credential_ttl import (
+    drop_expired_holders,
+    has_ttl,
+    shown,
+    stored_ttl,
+    take_ttl_option,
+    visible,
+)
 from meshgate.controlplane.admin_api.documents import (
     SERVER_FIELDS,
     build_document,
@@ -84,22 +93,29 @@ class EntityOps:
         if scope is not None:
             filters[f"{scope.field}.id"] = scope.parent_id
             tags = ()  # Kong ignores the tags filter on foreign-key-scoped lists
-        try:
-            page = await self.store.list(
-                spec.store_type,
-                size=query.size,
-                offset=query.offset,
-                tags=tags or None,
-                tags_mode=query.tags_mode,
-                filter=filters,
-            )
-        except InvalidOffset:
-            raise dao_error(
-                400, INVALID_OFFSET, f"'{query.offset}' is not a valid offset for this query"
-            ) from None
-        except InvalidQuery as exc:
-            raise AdminError(400, {"message": str(exc)}) from None
-        return Page([await self.present(spec, doc) for doc in page.data], page.next_offset)
+        data: list[Doc] = []
+        offset = query.offset
+        while True:  # expired credentials are left out: read on until the page is full
+            try:
+                page = await self.store.list(
+                    spec.store_type,
+                    size=query.size - len(data),
+                    offset=offset,
+                    tags=tags or None,
+                    tags_mode=query.tags_mode,
+                    filter=filters,
+                )
+            except InvalidOffset:
+                raise dao_error(
+                    400, INVALID_OFFSET, f"'{query.offset}' is not a valid offset for this query"
+                ) from None
+            except InvalidQuery as exc:
+                raise AdminError(400, {"message": str(exc)}) from None
+            data += [doc for doc in page.data if visible(spec, doc)]
+            offset = page.next_offset
+            if offset is None or len(data) >= query.size:
+                break
+        return Page([await self.present(spec, doc) for doc in data], offset)
 
     async def get(self, spec: EntitySpec, key: str, scope: Scope | None) -> Doc:
         doc = await find(self.store, spec, key, scope.pair if scope else None)
@@ -139,6 +155,7 @@ class EntityOps:
         *,
         skip_hash: bool = False,
     ) -> Doc:
+        body, ttl = take_ttl_option(spec, body)
         given_id = body.get("id")
         if given_id is not None and not isinstance(given_id, str):
             raise schema_violation([(("id",), "expected a string")])
@@ -147,7 +164,7 @@ class EntityOps:
             body = {**body, scope.field: {"id": scope.parent_id}}
         async with self.store.transaction() as tx:
             result = await self._save(
-                tx, spec, "insert", body, body, entity_id, None, skip_hash=skip_hash
+                tx, spec, "insert", body, body, entity_id, None, skip_hash=skip_hash, ttl=ttl
             )
         await self.notify()
         return result
@@ -161,7 +178,7 @@ class EntityOps:
         *,
         skip_hash: bool = False,
     ) -> Doc:
-        body = dict(body)
+        body, ttl = take_ttl_option(spec, body)
         if scope is not None:
             body[scope.field] = {"id": scope.parent_id}
         async with self.store.transaction() as tx:
@@ -181,7 +198,7 @@ class EntityOps:
                 body[field] = key
                 entity_id = str(existing["id"]) if existing else str(body.get("id") or uuid.uuid4())
             result = await self._save(
-                tx, spec, "upsert", body, body, entity_id, existing, skip_hash=skip_hash
+                tx, spec, "upsert", body, body, entity_id, existing, skip_hash=skip_hash, ttl=ttl
             )
         await self.notify()
         return result
@@ -195,6 +212,7 @@ class EntityOps:
         *,
         skip_hash: bool = False,
     ) -> Doc:
+        body, ttl = take_ttl_option(spec, body)
         async with self.store.transaction() as tx:
             existing = await find(tx, spec, key, scope.pair if scope else None)
             if existing is None:
@@ -205,8 +223,9 @@ class EntityOps:
             if scope is not None:
                 merged[scope.field] = {"id": scope.parent_id}
             result = await self._save(
-                tx, spec, "update", merged, body, str(existing["id"]), existing, skip_hash=skip_hash
-            )
+                tx, spec, "update", merged, body, str(existing["id"]), existing,
+                skip_hash=skip_hash, ttl=ttl,
+            )  # fmt: skip
         await self.notify()
         return result
 
@@ -230,13 +249,18 @@ class EntityOps:
         existing: Doc | None,
         *,
         skip_hash: bool,
+        ttl: int | None = None,
     ) -> Doc:
         """Validate ``document``, write it (``mode``: insert/upsert/update), sync a certificate's
-        SNIs from the request ``body``; returns the entity as the API shows it."""
+        SNIs from the request ``body``; returns the entity as the API shows it.  ``ttl``: the
+        ``ttl`` option of the request (None when not given)."""
+        if ttl is not None:
+            document = {**document, "ttl": stored_ttl(ttl, existing, time.time())}
         doc = await build_document(
             tx, spec, document, entity_id=entity_id, existing=existing,
             new_password="password" in body, skip_hash=skip_hash,
         )  # fmt: skip
+        await drop_expired_holders(tx, spec, doc)
         stored = await _write(tx, spec, mode, doc)
         await self._sync_snis(tx, spec, stored, body)
         return await present(tx, spec, stored)
@@ -267,7 +291,10 @@ class EntityOps:
 
 
 async def present(reader: StoreReader, spec: EntitySpec, doc: Doc) -> Doc:
-    """The document as the Admin API shows it (certificates list their SNI names)."""
+    """The document as the Admin API shows it (certificates list their SNI names, credentials
+    their ttl left)."""
+    if has_ttl(spec):
+        return shown(spec, doc)
     if spec.store_type != "certificates":
         return doc
     names = [sni["name"] for sni in await _all(reader, "snis", {"certificate.id": doc["id"]})]

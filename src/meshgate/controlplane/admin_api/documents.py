@@ -19,6 +19,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from meshgate.compiler.vault import contains_reference
+from meshgate.controlplane.admin_api.credential_ttl import visible
 from meshgate.controlplane.admin_api.errors import (
     AdminError,
     Loc,
@@ -42,7 +43,7 @@ from meshgate.store.api import StoreReader
 SERVER_FIELDS = ("created_at", "updated_at")
 _MESSAGES = {"extra_forbidden": "unknown field", "missing": "required field missing"}
 # credential kind -> fields Kong generates when a request leaves them out
-_GENERATED = {
+GENERATED_FIELDS = {
     "keyauth_credentials": ("key",),
     "hmacauth_credentials": ("secret",),
     "jwt_secrets": ("key", "secret"),
@@ -97,7 +98,8 @@ async def find(
 ) -> Doc | None:
     """The entity ``key`` names (an id, else an endpoint key) within ``parent`` if given.
 
-    ``parent`` is ``(field, parent_id)``: an entity that does not belong to it is not found.
+    ``parent`` is ``(field, parent_id)``: an entity that does not belong to it is not found;
+    neither is a credential whose ttl has run out.
     """
     doc = await reader.get(spec.store_type, key) if is_uuid(key) else None
     if doc is None:
@@ -108,6 +110,8 @@ async def find(
         ref = doc.get(parent[0])
         if not isinstance(ref, dict) or ref.get("id") != parent[1]:
             return None
+    if doc is not None and not visible(spec, doc):
+        return None
     return doc
 
 
@@ -124,23 +128,29 @@ def check_plugin_name(body: Mapping[str, Any]) -> None:
     """Only plugins this node runs may be configured (Kong's message when one is not), and
     their ``config`` must pass the plugin's own schema (every violation at ``config.<field>``).
     The config is stored as given: defaults are filled when the snapshot is compiled."""
+    problems = plugin_problems(body)
+    if problems:
+        raise schema_violation(problems)
+
+
+def plugin_problems(body: Mapping[str, Any]) -> list[tuple[Loc, str]]:
+    """What ``check_plugin_name`` refuses, as ``(field path, message)`` pairs."""
     name = body.get("name")
     if isinstance(name, str) and name and name not in AVAILABLE_PLUGINS:
         message = f"plugin '{name}' not enabled; add it to the 'plugins' configuration property"
-        raise schema_violation([(("name",), message)])
+        return [(("name",), message)]
     config = body.get("config")
     if isinstance(name, str) and name and (config is None or isinstance(config, Mapping)):
         try:
             validate_plugin_config(name, config or {})
         except ConfigError as exc:
             # A field holding a vault reference is checked once resolved, at compile time.
-            violations = [
+            return [
                 (tuple(parts), v.message)
                 for v in exc.violations
                 if not _holds_reference(config or {}, parts := _path_parts(v.path))
             ]
-            if violations:
-                raise schema_violation(violations) from None
+    return []
 
 
 def _holds_reference(config: Mapping[str, Any], path: list[str | int]) -> bool:
@@ -230,7 +240,7 @@ async def build_document(
     if given_id is not None and given_id != entity_id:
         raise schema_violation([(("id",), "cannot change the id of an entity")])
     raw["id"] = entity_id
-    for name in _GENERATED.get(spec.store_type, ()):
+    for name in GENERATED_FIELDS.get(spec.store_type, ()):
         if raw.get(name) is None:
             raw[name] = secrets.token_hex(16)
     if spec.store_type == "plugins":
