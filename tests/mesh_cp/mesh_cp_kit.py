@@ -68,13 +68,19 @@ class ControlPlane:
 
 
 async def start_cp(
-    store: Store, *, dp_port: int = 0, admin_token: str | None = None, clock: Clock | None = None
+    store: Store,
+    *,
+    dp_port: int = 0,
+    admin_token: str | None = None,
+    clock: Clock | None = None,
+    **engine_options: Any,
 ) -> ControlPlane:
     clock = clock or Clock()
     tokens = DataplaneTokens(store)
+    engine_options.setdefault("rotation_check_interval", 3600)
     engine = DistributionEngine(
         store, ca=MeshCA(StoreCAStorage(store), clock=clock), tokens=tokens, clock=clock,
-        rotation_check_interval=3600,
+        **engine_options,
     )  # fmt: skip
     await engine.start()
     tls = await server_tls(store, now=clock())

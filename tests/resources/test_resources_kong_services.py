@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 from pydantic import BaseModel, ValidationError
 
-from meshgate.resources.violations import violations_from
 from meshgate.resources.kong import Route, Service
+from meshgate.resources.violations import violations_from
 
 
 def problems(model: type[BaseModel], data: dict[str, Any]) -> dict[str, str]:

@@ -12,8 +12,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from pydantic import BaseModel, ValidationError
 
-from meshgate.resources.violations import violations_from
 from meshgate.resources.kong import SNI, CACertificate, Certificate, Consumer, Plugin
+from meshgate.resources.violations import violations_from
 
 
 def problems(

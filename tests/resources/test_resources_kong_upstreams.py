@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 from pydantic import BaseModel, ValidationError
 
 from meshgate import snapshot
-from meshgate.resources.violations import violations_from
 from meshgate.resources.kong import Healthchecks, Target, Upstream, parse_target
+from meshgate.resources.violations import violations_from
 
 
 def problems(model: type[BaseModel], data: dict[str, Any]) -> dict[str, str]:

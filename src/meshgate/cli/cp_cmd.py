@@ -29,6 +29,7 @@ from meshgate.controlplane.distribution import (
     serve_distribution,
     server_tls,
 )
+from meshgate.controlplane.distribution.offline import parse_age
 from meshgate.controlplane.distribution.storage import ensure_mesh
 from meshgate.controlplane.mesh_api import create_mesh_app
 from meshgate.store import open_store
@@ -60,15 +61,32 @@ def cp(
     default_mesh: bool = typer.Option(
         True, "--default-mesh/--no-default-mesh", help="Create the 'default' mesh if missing."
     ),
+    dataplane_cleanup_age: str = typer.Option(
+        "72h",
+        "--dataplane-cleanup-age",
+        help="Delete a Dataplane whose sidecar left without 'bye' once offline this long "
+        "(90s, 30m, 72h, 3d; 0 = never).",
+    ),
     log_level: str = typer.Option("info", "--log-level"),
 ) -> None:
     """Run the mesh control plane."""
     configure_logging(log_level, access_log=False)
+    try:
+        cleanup_age = parse_age(dataplane_cleanup_age)
+    except ValueError:
+        raise typer.BadParameter(
+            f"--dataplane-cleanup-age {dataplane_cleanup_age!r} is not a duration"
+        ) from None
     api = _host_port(api_listen, "--api-listen")
     dp = _host_port(dp_listen, "--dp-listen")
     if not _is_loopback(api[0]) and not admin_token:
         raise typer.BadParameter("the Mesh API listens beyond loopback: set --admin-token")
-    uvloop.run(_serve(store, api, dp, admin_token, tuple(dp_server_names), dp_ca_out, default_mesh))
+    uvloop.run(
+        _serve(
+            store, api, dp, admin_token, tuple(dp_server_names), dp_ca_out, default_mesh,
+            cleanup_age,
+        )
+    )  # fmt: skip
 
 
 async def _serve(
@@ -79,12 +97,15 @@ async def _serve(
     dp_server_names: tuple[str, ...],
     dp_ca_out: Path | None,
     default_mesh: bool,
+    cleanup_age: float | None,
 ) -> None:
     store = await open_store(store_url)
     if default_mesh:
         await ensure_mesh(store, "default")
     tokens = DataplaneTokens(store)
-    engine = DistributionEngine(store, ca=MeshCA(StoreCAStorage(store)), tokens=tokens)
+    engine = DistributionEngine(
+        store, ca=MeshCA(StoreCAStorage(store)), tokens=tokens, offline_cleanup_age=cleanup_age
+    )
     await engine.start()
     tls = await server_tls(store, now=utc_now(), extra_names=dp_server_names)
     if dp_ca_out is not None:

@@ -11,6 +11,9 @@ permissions MeshTrafficPermission gives; one catch-all route to a Service/Cluste
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TypeVar
+
+from pydantic import BaseModel
 
 from meshgate import snapshot
 from meshgate.compiler.mesh_context import MeshContext
@@ -25,6 +28,7 @@ from meshgate.resources.mesh.dataplane import Inbound
 from meshgate.resources.mesh.merge import applicable, merged_from
 
 _DEFAULT_HEALTHCHECKS = snapshot.Healthchecks()
+ConfT = TypeVar("ConfT", bound=BaseModel)
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +41,26 @@ class InboundParts:
 
 def inbound_name(context: MeshContext, inbound: Inbound) -> str:
     return f"inbound:{inbound.address or context.dataplane.networking.address}:{inbound.port}"
+
+
+def _from_conf(
+    context: MeshContext, inbound: Inbound, policy_type: str, conf_type: type[ConfT]
+) -> ConfT | None:
+    """The merged ``from`` configuration of ``policy_type`` for ``inbound``, validated.
+
+    The same policies give the same result: it is kept in the index's memo, shared by the
+    dataplanes compiled with that index (with the policies, so their ids stay unique).
+    """
+    ordered = tuple(applicable(context.policies, policy_type, context.dataplane, inbound.tags))
+    key = ("from", policy_type, tuple(id(p) for p in ordered))
+    cached = context.index.memo.get(key)
+    if cached is not None and all(a is b for a, b in zip(cached[0], ordered, strict=True)):
+        conf: ConfT | None = cached[1]
+        return conf
+    merged = merged_from(ordered, client_tags={})
+    conf = None if merged is None else conf_type.model_validate(merged.conf)
+    context.index.memo[key] = (ordered, conf)
+    return conf
 
 
 def compile_inbound(context: MeshContext, inbound: Inbound) -> InboundParts | None:
@@ -59,20 +83,14 @@ def compile_inbound(context: MeshContext, inbound: Inbound) -> InboundParts | No
         healthchecks=_DEFAULT_HEALTHCHECKS,
     )
     dataplane, policies = context.dataplane, context.policies
-    timeouts = merged_from(
-        applicable(policies, timeout_api.TYPE, dataplane, inbound.tags), client_tags={}
-    )
+    timeouts = _from_conf(context, inbound, timeout_api.TYPE, timeout_api.TimeoutConf)
     if timeouts is not None:
-        service = timeout.apply_to_service(
-            service, timeout_api.TimeoutConf.model_validate(timeouts.conf)
-        )
-    limits = merged_from(
-        applicable(policies, circuit_breaker_api.TYPE, dataplane, inbound.tags), client_tags={}
+        service = timeout.apply_to_service(service, timeouts)
+    limits = _from_conf(
+        context, inbound, circuit_breaker_api.TYPE, circuit_breaker_api.CircuitBreakerConf
     )
     if limits is not None:
-        cluster = circuit_breaker.apply_to_cluster(
-            cluster, circuit_breaker_api.CircuitBreakerConf.model_validate(limits.conf), http=http
-        )
+        cluster = circuit_breaker.apply_to_cluster(cluster, limits, http=http)
     mtls: snapshot.ListenerMTLS | None = None
     permissions: tuple[snapshot.PermissionRule, ...] | None = None
     if context.tls is not None:

@@ -1,10 +1,14 @@
 """Distribution: admitted sidecars get versioned snapshots pushed over TLS (``mgdp/1``).
 
-* ``engine``: mesh state, sessions, certificate signing/rotation, push of changed snapshots;
+* ``engine``: admission, push passes of changed snapshots, certificate rotation, cleanup;
+* ``state``: the in-memory mesh state, changed resource by resource, and what each change
+  reaches (``Delta``);
+* ``sessions``: hello checks, connected sessions, their status, workload certificates;
+* ``offline``: dataplanes gone without ``bye``: disconnect times, deletion after an age;
 * ``server``: the asyncio TLS server of the DP port;
 * ``tokens``: dataplane tokens (JWT) that admit sidecars;
 * ``certs``: CSR signing and the DP server's TLS material;
-* ``storage``: mesh resources as store entities, and the whole mesh state loaded from them.
+* ``storage``: mesh resources as store entities (collections, ids, documents, writes).
 
 The wire protocol is defined in ``meshgate.agent.dataplane.protocol`` (both sides use it).
 """

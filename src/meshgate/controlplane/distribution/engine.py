@@ -1,13 +1,18 @@
 """The distribution engine: admitted sidecars, their certificates, and the snapshots they get.
 
-``DistributionEngine`` keeps the mesh state (every mesh resource of the store, reloaded on
-each store revision) and one ``Session`` per connected sidecar.  After a change it
-recompiles only the sidecars of the meshes whose resources changed, and pushes a snapshot
-only when its version (content hash) differs from the last one pushed.  Workload
-certificates are signed from the sidecar's CSR and renewed at 2/3 of their lifetime (or
-when the dataplane's identities or its mesh's CA change): the renewal is just another
-snapshot version.  ACK/NACK results, certificate expiry and connection state are kept per
-dataplane (``DataplaneStatus``) for ``inspect``.
+``DistributionEngine`` keeps the mesh state in memory (loaded whole at start, then changed
+resource by resource from the store's change feed, and directly by admissions) and one
+``Session`` per connected sidecar.  Every change is noted in a ``Delta``; a push pass
+recompiles only the sessions a delta can reach (every sidecar of a mesh whose ``Mesh`` or
+policies changed; for a dataplane change, that dataplane and the sidecars whose snapshot
+holds endpoints of one of its services) and pushes a snapshot only when its version
+(content hash) differs from the last one pushed.  Policy and mesh changes are pushed at
+once; dataplane changes (admissions) wait ``push_delay`` seconds so that a burst of them
+costs one pass.  Workload certificates are signed from the sidecar's CSR and renewed at 2/3
+of their lifetime (or when the dataplane's identities or its mesh's CA change): the renewal
+is just another snapshot version.  ACK/NACK results, certificate expiry and connection state
+are kept per dataplane (``DataplaneStatus``) for ``inspect``; dataplanes gone without a
+``bye`` are deleted once offline longer than ``offline_cleanup_age`` (see ``offline``).
 """
 
 from __future__ import annotations
@@ -15,12 +20,8 @@ from __future__ import annotations
 import asyncio
 import datetime
 import logging
-import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
-
-from cryptography import x509
 
 from meshgate import snapshot
 from meshgate.agent.dataplane.protocol import LOCAL_KEY, message
@@ -30,80 +31,40 @@ from meshgate.compiler.mesh_rules import dataplane_rules
 from meshgate.compiler.mesh_tls import MeshTLSMaterial
 from meshgate.controlplane.ca.certs import WorkloadCert
 from meshgate.controlplane.ca.manager import MeshCA, utc_now
-from meshgate.controlplane.distribution.certs import sign_csr
-from meshgate.controlplane.distribution.storage import (
+from meshgate.controlplane.distribution import offline
+from meshgate.controlplane.distribution.sessions import (
+    AdmissionRefused,
+    DataplaneStatus,
+    Key,
+    Session,
+    check_hello,
+    session_certificate,
+)
+from meshgate.controlplane.distribution.state import (
+    Delta,
     MeshState,
+    diff_states,
+    load_state,
+)
+from meshgate.controlplane.distribution.storage import (
+    PREFIX,
     entity_id,
     entity_type,
-    load_state,
     put_resource,
 )
-from meshgate.controlplane.distribution.tokens import DataplaneTokens, TokenRefused
+from meshgate.controlplane.distribution.tokens import DataplaneTokens
 from meshgate.errors import ConfigError
-from meshgate.policies import parse_resource
 from meshgate.resources.mesh.dataplane import Dataplane
-from meshgate.resources.mesh.identity import spiffe_id, workload_dns_names, workload_uris
 from meshgate.resources.mesh.mesh import Mesh
 from meshgate.store.api import Store
+from meshgate.store.errors import RevisionGone
 from meshgate.tasks import spawn
 
+__all__ = ["AdmissionRefused", "DataplaneStatus", "DistributionEngine", "Session"]
+
 _log = logging.getLogger("meshgate.distribution")
-Key = tuple[str, str]  # (mesh, dataplane name)
-
-
-class AdmissionRefused(Exception):
-    """A sidecar is not let in (bad token, invalid dataplane, unknown mesh, bad CSR)."""
-
-
-@dataclass
-class DataplaneStatus:
-    """What the control plane knows about one dataplane's connection (``_overview``)."""
-
-    connected: bool = False
-    connected_at: float | None = None
-    disconnected_at: float | None = None
-    pushed_version: str | None = None
-    acked_version: str | None = None
-    nack: dict[str, Any] | None = None
-    compile_error: str | None = None
-    cert_not_after: datetime.datetime | None = None
-    cert_regenerations: int = 0
-    pushes: int = 0  # snapshots sent (only new versions are sent)
-
-    def view(self, now: datetime.datetime) -> dict[str, Any]:
-        expiry = self.cert_not_after
-        return {
-            "connected": self.connected,
-            "connectedAt": self.connected_at,
-            "disconnectedAt": self.disconnected_at,
-            "lastPushedVersion": self.pushed_version,
-            "pushes": self.pushes,
-            "lastAckedVersion": self.acked_version,
-            "lastNack": self.nack,
-            "compileError": self.compile_error,
-            "certificate": None
-            if expiry is None
-            else {
-                "expiration": expiry.isoformat(),
-                "expiresInSeconds": int((expiry - now).total_seconds()),
-                "regenerations": self.cert_regenerations,
-            },
-        }
-
-
-@dataclass(eq=False)
-class Session:
-    """One connected sidecar: how to reach it and what it was given."""
-
-    key: Key
-    csr: str
-    send: Callable[[bytes], None]
-    close: Callable[[], None]
-    cert: WorkloadCert | None = None
-    root_cert: str | None = None
-    pushed: snapshot.Snapshot | None = None
-    running_version: str | None = None
-    closed: bool = field(default=False)
+MAX_INCREMENTAL_CHANGES = 2000  # more changes at once: reload the whole state instead
+DESTINATION_PREFIX = "mesh:"  # ids of the Services a snapshot takes from other dataplanes
 
 
 class DistributionEngine:
@@ -117,47 +78,69 @@ class DistributionEngine:
         tokens: DataplaneTokens,
         clock: Callable[[], datetime.datetime] = utc_now,
         rotation_check_interval: float = 1.0,
+        push_delay: float = 0.03,
+        offline_cleanup_age: float | None = offline.DEFAULT_CLEANUP_AGE,
+        offline_check_interval: float = offline.DEFAULT_CLEANUP_INTERVAL,
     ) -> None:
         self.store = store
         self.ca = ca
         self.tokens = tokens
         self.clock = clock
         self.rotation_check_interval = rotation_check_interval
+        self.push_delay = push_delay
+        self.offline_cleanup_age = offline_cleanup_age
+        self.offline_check_interval = offline_check_interval
         self.state = MeshState(revision=-1)
         self.sessions: dict[Key, Session] = {}
         self.statuses: dict[Key, DataplaneStatus] = {}
         self._indexes: dict[str, MeshIndex] = {}
+        self._pending = Delta()
+        self._next_pass: asyncio.Future[None] | None = None
+        self._pass_task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
         self._tasks: list[asyncio.Task[None]] = []
 
     # ------------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
+        for record in await offline.offline_records(self.store):
+            status = self.statuses.setdefault(record.key, DataplaneStatus())
+            status.disconnected_at = record.since
         await self.reload()
         self._tasks = [
             spawn(self._follow(), name="distribution-follow"),
             spawn(self._rotation_loop(), name="distribution-rotation"),
         ]
+        if self.offline_cleanup_age is not None:
+            self._tasks.append(spawn(self._offline_loop(), name="distribution-offline-cleanup"))
 
     async def stop(self) -> None:
-        for task in self._tasks:
+        tasks, self._tasks = self._tasks, []
+        if self._pass_task is not None:
+            tasks.append(self._pass_task)
+        for task in tasks:
             task.cancel()
-        for task in self._tasks:
+        for task in tasks:
             try:
                 await task
-            except asyncio.CancelledError:
+            except (asyncio.CancelledError, Exception):  # a failed task was logged already
                 pass
-        self._tasks = []
         for session in list(self.sessions.values()):
             session.close()
 
     async def _follow(self) -> None:
         async for revision in self.store.subscribe():
-            if revision > self.state.revision:
-                try:
-                    await self.reload()
-                except Exception:
-                    _log.exception("reloading the mesh state at revision %d failed", revision)
+            if revision <= self.state.revision:
+                continue
+            try:
+                async with self._lock:
+                    await self._catch_up()
+                    if self._pending.meshes:  # policy or mesh changes: push at once
+                        await self._push_pending()
+                if self._pending:
+                    self._schedule_pass()
+            except Exception:
+                _log.exception("following the store at revision %d failed", revision)
 
     async def _rotation_loop(self) -> None:
         while True:
@@ -167,24 +150,87 @@ class DistributionEngine:
             except Exception:
                 _log.exception("certificate rotation check failed")
 
+    async def _offline_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.offline_check_interval)
+            try:
+                await self.cleanup_offline()
+            except Exception:
+                _log.exception("deleting offline dataplanes failed")
+
     # ------------------------------------------------------------------ state and pushes
 
     async def reload(self) -> set[str]:
-        """Read the store; push to the sidecars of every mesh that changed. Returns those meshes."""
+        """Catch up with the store and push every pending change now; returns the meshes
+        that had changes.  When it returns, every change made so far is handled."""
         async with self._lock:
+            await self._catch_up()
+            touched = set(self._pending.touched)
+            await self._push_pending()
+            return touched
+
+    async def _catch_up(self) -> None:
+        """Apply the store's changes since ``state.revision`` to the state (lock held)."""
+        changes = None
+        if self.state.revision >= 0:
+            try:
+                changes = await self.store.changes_since(self.state.revision)
+            except RevisionGone:
+                changes = None
+        if changes is None or len(changes) > MAX_INCREMENTAL_CHANGES:
             fresh = await load_state(self.store)
-            if fresh.revision <= self.state.revision:
-                return set()
-            old = self.state
-            meshes = set(old.fingerprints) | set(fresh.fingerprints)
-            changed = {m for m in meshes if old.fingerprints.get(m) != fresh.fingerprints.get(m)}
-            self.state = fresh
-            for mesh in changed:
-                self._indexes.pop(mesh, None)
-            for key, session in list(self.sessions.items()):
-                if key[0] in changed:
-                    await self._push(session)
-            return changed
+            if fresh.revision > self.state.revision:
+                delta = diff_states(self.state, fresh)
+                self.state = fresh
+                self._note(delta)
+            return
+        delta = Delta()
+        latest = {(c.type, c.id): c for c in changes if c.type.startswith(PREFIX)}
+        try:
+            for kind, ident in latest:
+                # the newest document: later changes are applied again, to the same effect
+                doc = await self.store.get(kind, ident)
+                self.state.apply_document(kind, ident, doc, delta)
+        finally:
+            self._note(delta)  # what was applied is pushed even if a read failed
+        if changes:
+            self.state.revision = max(self.state.revision, max(c.revision for c in changes))
+
+    def _note(self, delta: Delta) -> None:
+        for mesh in delta.touched:
+            self._indexes.pop(mesh, None)
+        self._pending.merge(delta)
+
+    def _schedule_pass(self) -> asyncio.Future[None]:
+        """A push pass ``push_delay`` from now (one for every change noted meanwhile)."""
+        if self._next_pass is None:
+            self._next_pass = asyncio.get_running_loop().create_future()
+            self._pass_task = spawn(
+                self._delayed_pass(self._next_pass), name="distribution-push-pass"
+            )
+        return self._next_pass
+
+    async def _delayed_pass(self, done: asyncio.Future[None]) -> None:
+        try:
+            await asyncio.sleep(self.push_delay)
+            async with self._lock:
+                if self._next_pass is done:
+                    self._next_pass = None
+                await self._push_pending()
+        finally:
+            if self._next_pass is done:
+                self._next_pass = None
+            if not done.done():
+                done.set_result(None)
+
+    async def _push_pending(self) -> None:
+        """Recompile the sessions the pending changes can reach (lock held)."""
+        pending, self._pending = self._pending, Delta()
+        if not pending:
+            return
+        for key, session in list(self.sessions.items()):
+            if pending.affects(key, session.depends_on):
+                await self._push(session)
 
     async def check_rotation(self) -> int:
         """Renew certificates past 2/3 of their life (by pushing); returns how many were due."""
@@ -201,6 +247,7 @@ class DistributionEngine:
             return
         mesh_name, name = session.key
         status = self.statuses.setdefault(session.key, DataplaneStatus())
+        session.depends_on = None
         mesh = self.state.meshes.get(mesh_name)
         dataplane = self.state.dataplane(mesh_name, name)
         if mesh is None or dataplane is None:
@@ -212,7 +259,14 @@ class DistributionEngine:
             status.compile_error = str(exc)
             _log.error("cannot compile dataplane %s/%s: %s", mesh_name, name, exc)
             return
+        except Exception:
+            status.compile_error = "internal error (see the control plane's log)"
+            _log.exception("compiling dataplane %s/%s failed", mesh_name, name)
+            return
         status.compile_error = None
+        session.depends_on = frozenset(
+            s.name for s in snap.services if s.name and s.id.startswith(DESTINATION_PREFIX)
+        )
         if session.pushed is not None and session.pushed.version == snap.version:
             return
         session.pushed = snap
@@ -225,6 +279,13 @@ class DistributionEngine:
         )  # fmt: skip
         _log.info("pushed snapshot %s to %s/%s", snap.version, mesh_name, name)
 
+    def _index(self, mesh: str) -> MeshIndex:
+        index = self._indexes.get(mesh)
+        if index is None:
+            index = build_mesh_index(mesh, self.state.mesh_dataplanes(mesh))
+            self._indexes[mesh] = index
+        return index
+
     async def _compile(
         self, mesh: Mesh, dataplane: Dataplane, session: Session | None
     ) -> snapshot.Snapshot:
@@ -233,81 +294,45 @@ class DistributionEngine:
             roots = await self.ca.trusted_roots(mesh)
             cert = await self._certificate(session, mesh, dataplane) if session else None
             material = MeshTLSMaterial(cert.cert if cert else "", LOCAL_KEY, roots)
-        index = self._indexes.get(mesh.name)
-        if index is None:
-            index = build_mesh_index(mesh.name, self.state.mesh_dataplanes(mesh.name))
-            self._indexes[mesh.name] = index
         return compile_dataplane(
             mesh,
             dataplane,
-            self.state.mesh_dataplanes(mesh.name),
+            (),  # the index holds what the compile needs of the other dataplanes
             self.state.mesh_policies(mesh.name),
             material,
-            index=index,
+            index=self._index(mesh.name),
         )
 
     async def _certificate(
         self, session: Session, mesh: Mesh, dataplane: Dataplane
     ) -> WorkloadCert:
         """The session's workload certificate, (re)signed from its CSR when due."""
-        backend = mesh.enabled_backend()
-        assert backend is not None
-        root = await self.ca.root_for(mesh, backend)
-        uris = workload_uris(dataplane) or [spiffe_id(mesh.name, dataplane.name)]
-        now = self.clock()
-        current = session.cert
-        if (
-            current is not None
-            and current.uris == tuple(uris)
-            and session.root_cert == root.cert
-            and not current.needs_rotation(now)
-        ):
-            return current
-        issued = sign_csr(
-            root,
-            session.csr,
-            uris,
-            now=now,
-            ttl_seconds=backend.workload_ttl_ms / 1000,
-            dns_names=workload_dns_names(dataplane),
-            common_name=dataplane.name,
-        )
-        session.cert, session.root_cert = issued, root.cert
         status = self.statuses.setdefault(session.key, DataplaneStatus())
-        if current is not None:
-            status.cert_regenerations += 1
-        status.cert_not_after = issued.not_after
-        return issued
+        return await session_certificate(self.ca, session, status, mesh, dataplane, self.clock())
 
     # ------------------------------------------------------------------ sessions
 
     async def admit(
         self, hello: dict[str, Any], send: Callable[[bytes], None], close: Callable[[], None]
     ) -> Session:
-        """Check a ``hello``, register the dataplane, push its first snapshot."""
-        try:
-            claims = await self.tokens.verify(str(hello.get("token", "")))
-            resource = parse_resource(hello.get("dataplane"))
-            if not isinstance(resource, Dataplane):
-                raise AdmissionRefused("the hello's dataplane is not a Dataplane resource")
-            claims.admit(resource)
-        except TokenRefused as exc:
-            raise AdmissionRefused(str(exc)) from None
-        except ConfigError as exc:
-            details = "; ".join(str(v) for v in exc.violations)
-            raise AdmissionRefused(f"invalid dataplane: {details}") from None
-        csr = str(hello.get("csr", ""))
-        try:
-            x509.load_pem_x509_csr(csr.encode())
-        except ValueError:
-            raise AdmissionRefused("the hello's csr is not a PEM certificate request") from None
-        await self.reload()
+        """Check a ``hello``, register the dataplane; returns once its first snapshot was sent
+        (or could not be compiled)."""
+        resource, csr = await check_hello(self.tokens, hello)
         if resource.mesh not in self.state.meshes:
-            raise AdmissionRefused(f"mesh '{resource.mesh}' does not exist")
+            await self.reload()  # a mesh created a moment ago
         key = (resource.mesh, resource.name)
-        async with self.store.transaction() as tx:
-            await put_resource(tx, resource)
         async with self._lock:
+            if resource.mesh not in self.state.meshes:
+                raise AdmissionRefused(f"mesh '{resource.mesh}' does not exist")
+            # the write and the state change under the lock: the change feed, which also
+            # takes it, then finds this revision already reflected
+            async with self.store.transaction() as tx:
+                await put_resource(tx, resource)
+                await offline.forget_offline(tx, key)
+            delta = Delta()
+            self.state.put_dataplane(resource, delta)
+            delta.dataplane(key, ())  # its own first snapshot
+            self._note(delta)
             previous = self.sessions.pop(key, None)
             if previous is not None:
                 previous.closed = True
@@ -316,10 +341,13 @@ class DistributionEngine:
             self.sessions[key] = session
             send(message("welcome", mesh=resource.mesh, name=resource.name))
             status = self.statuses.setdefault(key, DataplaneStatus())
-            status.connected, status.connected_at = True, time.time()
-        await self.reload()
-        async with self._lock:
-            await self._push(session)
+            status.connected, status.connected_at = True, self._now()
+            first_pass = self._schedule_pass()
+        try:
+            await asyncio.shield(first_pass)  # shared with other admissions
+        except asyncio.CancelledError:
+            self._forget(session)
+            raise
         return session
 
     def acked(self, session: Session, version: str) -> None:
@@ -329,20 +357,62 @@ class DistributionEngine:
 
     def nacked(self, session: Session, version: str, error: str) -> None:
         status = self.statuses.setdefault(session.key, DataplaneStatus())
-        status.nack = {"version": version, "error": error, "at": time.time()}
+        status.nack = {"version": version, "error": error, "at": self._now()}
         _log.warning("%s/%s refused snapshot %s: %s", *session.key, version, error)
 
     async def disconnected(self, session: Session, *, graceful: bool) -> None:
-        """The sidecar left; a graceful ``bye`` also removes its Dataplane resource."""
+        """The sidecar left.  A graceful ``bye`` removes its Dataplane resource; otherwise the
+        dataplane is offline from now, and deleted once offline past the cleanup age."""
+        if not self._forget(session):
+            return
+        mesh, name = session.key
+        try:
+            async with self._lock:  # an admission of the same dataplane waits, or went first
+                if session.key in self.sessions:
+                    return
+                if graceful:
+                    await self.store.delete(entity_type("dataplanes"), entity_id(mesh, name))
+                else:
+                    await offline.record_offline(self.store, session.key, self._now())
+        except Exception as exc:  # a store closing with the control plane
+            _log.warning("cannot record that %s/%s left: %s", mesh, name, exc)
+
+    def _forget(self, session: Session) -> bool:
+        """Drop ``session``; False when another session of its dataplane replaced it."""
         session.closed = True
         if self.sessions.get(session.key) is not session:
-            return
+            return False
         del self.sessions[session.key]
         status = self.statuses.setdefault(session.key, DataplaneStatus())
-        status.connected, status.disconnected_at = False, time.time()
-        if graceful:
-            mesh, name = session.key
-            await self.store.delete(entity_type("dataplanes"), entity_id(mesh, name))
+        status.connected, status.disconnected_at = False, self._now()
+        return True
+
+    async def cleanup_offline(self) -> list[Key]:
+        """Delete the Dataplanes offline longer than ``offline_cleanup_age``; returns them."""
+        if self.offline_cleanup_age is None:
+            return []
+        records = await offline.offline_records(self.store)
+        due = offline.expired(records, self._now(), self.offline_cleanup_age)
+        deleted: list[Key] = []
+        for record in due:
+            async with self._lock:
+                if record.key in self.sessions:  # back meanwhile (admission drops the record)
+                    continue
+                async with self.store.transaction() as tx:
+                    existed = await offline.delete_offline(tx, record.key)
+                delta = Delta()
+                self.state.remove_dataplane(*record.key, delta)
+                self._note(delta)
+                self.statuses.pop(record.key, None)
+            if existed:
+                deleted.append(record.key)
+                _log.info("deleted dataplane %s/%s: offline since %.0f", *record.key, record.since)
+        if deleted:
+            self._schedule_pass()
+        return deleted
+
+    def _now(self) -> float:
+        return self.clock().timestamp()
 
     # ------------------------------------------------------------------ inspect
 

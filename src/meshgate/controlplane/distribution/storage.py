@@ -1,4 +1,4 @@
-"""Mesh resources in the config store: collections, documents, keys, and the whole mesh state.
+"""Mesh resources in the config store: collections, documents, keys, writes.
 
 Each resource kind is a store entity type ``mesh.<collection>`` (Kuma's plural, lower-case
 collection names: ``mesh.meshes``, ``mesh.dataplanes``, ``mesh.meshtrafficpermissions``…).
@@ -9,8 +9,7 @@ per mesh.  Documents are Kuma's Universal shape: policies ``{type, name, mesh, l
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from typing import Any
 
 from meshgate.policies import SPEC_TYPES, default_resources, parse_resource
@@ -18,7 +17,7 @@ from meshgate.resources.mesh.dataplane import Dataplane
 from meshgate.resources.mesh.documents import MeshResource
 from meshgate.resources.mesh.mesh import Mesh
 from meshgate.resources.mesh.policy import Policy
-from meshgate.store.api import Entity, Store, Transaction
+from meshgate.store.api import Store, Transaction
 
 PREFIX = "mesh."
 
@@ -55,57 +54,6 @@ def to_document(resource: MeshResource) -> dict[str, Any]:
         head["mesh"] = resource.mesh
     head["labels"] = dict(resource.labels)
     return {**head, **{k: v for k, v in body.items() if k not in head}}
-
-
-@dataclass
-class MeshState:
-    """Every mesh resource at one store revision, validated."""
-
-    revision: int = 0
-    meshes: dict[str, Mesh] = field(default_factory=dict)
-    dataplanes: dict[str, dict[str, Dataplane]] = field(default_factory=dict)
-    policies: dict[str, list[Policy]] = field(default_factory=dict)
-    # per mesh: a key that changes whenever any resource of that mesh changes
-    fingerprints: dict[str, tuple[Any, ...]] = field(default_factory=dict)
-
-    def dataplane(self, mesh: str, name: str) -> Dataplane | None:
-        return self.dataplanes.get(mesh, {}).get(name)
-
-    def mesh_dataplanes(self, mesh: str) -> list[Dataplane]:
-        return list(self.dataplanes.get(mesh, {}).values())
-
-    def mesh_policies(self, mesh: str) -> list[Policy]:
-        return self.policies.get(mesh, [])
-
-
-def state_from_entities(revision: int, entities: Iterable[Entity]) -> MeshState:
-    """Build the state from stored entities; entities that no longer validate are skipped."""
-    state = MeshState(revision=revision)
-    parts: dict[str, list[Any]] = {}
-    for entity in entities:
-        if not entity.type.startswith(PREFIX):
-            continue
-        try:
-            resource = parse_resource(strip_id(entity.doc))
-        except Exception:
-            continue
-        if isinstance(resource, Mesh):
-            state.meshes[resource.name] = resource
-            parts.setdefault(resource.name, []).append(("Mesh", entity.updated_at, entity.doc))
-        elif isinstance(resource, Dataplane):
-            state.dataplanes.setdefault(resource.mesh, {})[resource.name] = resource
-            parts.setdefault(resource.mesh, []).append((entity.id, entity.updated_at))
-        else:
-            state.policies.setdefault(resource.mesh, []).append(resource)
-            parts.setdefault(resource.mesh, []).append((entity.id, entity.updated_at))
-    for mesh, items in parts.items():
-        state.fingerprints[mesh] = tuple(sorted(items, key=repr))
-    return state
-
-
-async def load_state(store: Store) -> MeshState:
-    dump = await store.dump_all()
-    return state_from_entities(dump.revision, dump.entities)
 
 
 async def put_resource(tx: Transaction, resource: MeshResource) -> bool:
