@@ -1,5 +1,6 @@
 """``HeapFreezer`` freezes the heap after applies of big configs only, and unfreezes and
-collects every ``full_every`` applies so that dead reference cycles are reclaimed."""
+collects after ``full_every`` applies and ``full_interval`` seconds, so that dead reference
+cycles are reclaimed without stalling every burst of applies."""
 
 from __future__ import annotations
 
@@ -33,7 +34,7 @@ def test_big_configs_freeze_and_periodically_collect() -> None:
     a, b = Node(), Node()
     a.other, b.other = b, a
     alive = weakref.ref(a)
-    freezer = HeapFreezer(min_entities=100, full_every=3)
+    freezer = HeapFreezer(min_entities=100, full_every=3, full_interval=0.0)
     freezer.after_apply(100)  # the cycle is frozen ...
     assert gc.get_freeze_count() > 0
     del a, b  # ... and dies: collections do not see it
@@ -42,4 +43,23 @@ def test_big_configs_freeze_and_periodically_collect() -> None:
     freezer.after_apply(100)
     assert alive() is not None
     freezer.after_apply(100)  # the third: unfreeze, collect, freeze again
+    assert alive() is None
+
+
+@pytest.mark.usefixtures("thawed")
+def test_a_burst_of_applies_is_not_stalled_by_more_than_one_collection() -> None:
+    class Node:
+        other: object = None
+
+    freezer = HeapFreezer(min_entities=100, full_every=2, full_interval=3600.0)
+    a, b = Node(), Node()
+    a.other, b.other = b, a
+    alive = weakref.ref(a)
+    freezer.after_apply(100)
+    del a, b
+    for _ in range(10):  # many applies, but the interval has not passed: no full collection
+        freezer.after_apply(100)
+    assert alive() is not None
+    gc.unfreeze()
+    gc.collect()
     assert alive() is None
