@@ -194,7 +194,10 @@ def stage_config(
         compiled_plugins = reuse.plugins  # the same handlers (kept running) and chains
     else:
         compiled_plugins = compile_plugins(
-            snap, plugins or default_registry(), SnapshotEnv(snap, node_resources)
+            snap,
+            plugins or default_registry(),
+            SnapshotEnv(snap, node_resources),
+            reuse.plugins if reuse is not None else None,
         )
     balancers, created = _compile_balancers(snap, previous.balancers if previous else {})
     same_tls = old_snap is not None and (

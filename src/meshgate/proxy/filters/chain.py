@@ -29,12 +29,13 @@ point, but Kong users expect route-scoped plugins not to rewrite).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from meshgate.errors import ConfigError, Violation
 from meshgate.proxy.filters.api import CompileEnv, PluginHandler
+from meshgate.proxy.filters.handler_reuse import BuiltHandler, TrackedEnv, reusable
 from meshgate.proxy.filters.registry import PluginRegistry
 from meshgate.snapshot import PluginInstance, Snapshot
 
@@ -122,6 +123,7 @@ class CompiledPlugins:
 
     chains: dict[str, RouteChains] = field(default_factory=dict)
     handlers: list[PluginHandler] = field(default_factory=list)
+    built: dict[str, BuiltHandler] = field(default_factory=dict)  # by instance id, for reuse
 
 
 def _search_order(route: str | None, service: str | None, consumer: str | None) -> list[_Key]:
@@ -136,20 +138,36 @@ def _search_order(route: str | None, service: str | None, consumer: str | None) 
 
 
 def build_handlers(
-    snap: Snapshot, registry: PluginRegistry, env: CompileEnv
+    snap: Snapshot,
+    registry: PluginRegistry,
+    env: CompileEnv,
+    previous: Mapping[str, BuiltHandler] | None = None,
+    built: dict[str, BuiltHandler] | None = None,
 ) -> tuple[dict[str, Bound], list[Violation]]:
-    """A ``Bound`` handler per enabled instance; every config problem as a violation."""
+    """A ``Bound`` handler per enabled instance; every config problem as a violation.
+    A handler of ``previous`` is kept when nothing it was built from changed
+    (``handler_reuse``); ``built`` collects what this build made or kept."""
     bound: dict[str, Bound] = {}
     problems: list[Violation] = []
+    consumers = snap.consumers
     for inst in snap.plugins:
         if not inst.enabled:
+            continue
+        old = previous.get(inst.id) if previous is not None else None
+        if old is not None and reusable(old, inst, consumers):
+            bound[inst.id] = old.bound
+            if built is not None:
+                built[inst.id] = old
             continue
         where = f"plugins.{inst.instance_name or inst.id}"
         try:
             spec = registry.get(inst.name)
             config = registry.compile_config(inst.name, inst.config)
             _check_ordering(inst)
-            bound[inst.id] = Bound(spec.handler(config, inst, env), inst)
+            tracked = TrackedEnv(env)
+            bound[inst.id] = made = Bound(spec.handler(config, inst, tracked), inst)
+            if built is not None:
+                built[inst.id] = BuiltHandler(inst, made, tracked, consumers)
         except ConfigError as error:
             problems += [Violation(f"{where}.{v.path}", v.message) for v in error.violations]
         except Exception as error:  # a plugin whose constructor fails is a config problem
@@ -172,9 +190,18 @@ def _check_ordering(inst: PluginInstance) -> None:
         raise ConfigError(problems)
 
 
-def compile_plugins(snap: Snapshot, registry: PluginRegistry, env: CompileEnv) -> CompiledPlugins:
-    """Every route's chains; ``ConfigError`` lists every bad plugin (nothing is half-built)."""
-    bound, problems = build_handlers(snap, registry, env)
+def compile_plugins(
+    snap: Snapshot,
+    registry: PluginRegistry,
+    env: CompileEnv,
+    previous: CompiledPlugins | None = None,
+) -> CompiledPlugins:
+    """Every route's chains; ``ConfigError`` lists every bad plugin (nothing is half-built).
+    ``previous``: the plugins of the running snapshot, whose unchanged handlers are kept."""
+    built: dict[str, BuiltHandler] = {}
+    bound, problems = build_handlers(
+        snap, registry, env, previous.built if previous is not None else None, built
+    )
     scopes: dict[str, dict[_Key, Bound]] = {}
     consumers_of: dict[str, list[str]] = {}
     for inst in snap.plugins:
@@ -191,7 +218,9 @@ def compile_plugins(snap: Snapshot, registry: PluginRegistry, env: CompileEnv) -
             consumers_of.setdefault(inst.name, []).append(inst.consumer)
     if problems:
         raise ConfigError(problems)
-    result = CompiledPlugins(handlers=[b.handler for b in bound.values()])
+    for kept in built.values():
+        kept.env.target = env  # kept handlers now read the snapshot they will serve
+    result = CompiledPlugins(handlers=[b.handler for b in bound.values()], built=built)
     if not bound:
         return result
     memo: dict[tuple[Any, ...], Chain | None] = {}
