@@ -63,13 +63,25 @@ def _key_auth_accepts(config: CompiledConfig, key: str) -> bool:
     return ctx.consumer is not None
 
 
+def _route(config: CompiledConfig, path: str) -> Any:
+    match = config.router.match("GET", "x.test", path)
+    assert match is not None
+    return match.target
+
+
 def test_a_plugin_change_rebuilds_that_handler_only() -> None:
     node = Node()
-    first = _handlers(node.apply(_document()))
-    second = _handlers(node.apply(_document(limit=7)))
+    before = node.apply(_document())
+    first = _handlers(before)
+    after = node.apply(_document(limit=7))
+    second = _handlers(after)
     changed = [name for name in first if first[name] is not second[name]]
     assert len(changed) == 1
     assert second[changed[0]].conf.minute == 7
+    # the other routes keep their chains, hence their compiled routes (the router is
+    # rebuilt from the running one for r0 alone)
+    assert _route(after, "/r3") is _route(before, "/r3")
+    assert _route(after, "/r0").plugin_chains is not _route(before, "/r0").plugin_chains
 
 
 def test_a_consumer_change_rebuilds_the_handlers_that_read_consumers() -> None:

@@ -124,6 +124,8 @@ class CompiledPlugins:
     chains: dict[str, RouteChains] = field(default_factory=dict)
     handlers: list[PluginHandler] = field(default_factory=list)
     built: dict[str, BuiltHandler] = field(default_factory=dict)  # by instance id, for reuse
+    # chains by the handlers they run (the objects: a key lives as long as its handlers)
+    chain_memo: dict[tuple[Any, ...], Chain] = field(default_factory=dict)
 
 
 def _search_order(route: str | None, service: str | None, consumer: str | None) -> list[_Key]:
@@ -223,15 +225,18 @@ def compile_plugins(
     result = CompiledPlugins(handlers=[b.handler for b in bound.values()], built=built)
     if not bound:
         return result
-    memo: dict[tuple[Any, ...], Chain | None] = {}
+    memo = result.chain_memo
+    known = previous.chain_memo if previous is not None else {}
+    # the (http, https) pairs too, so that an unchanged route gets the very same object
+    pairs: dict[RouteChains, RouteChains] = {}
+    if previous is not None:
+        pairs.update((pair, pair) for pair in previous.chains.values())
     for route in snap.routes:
         slots = _route_slots(route.id, route.service, scopes, consumers_of)
         if not slots:
             continue
-        result.chains[route.id] = (
-            _chain_for(slots, "http", memo),
-            _chain_for(slots, "https", memo),
-        )
+        pair = (_chain_for(slots, "http", memo, known), _chain_for(slots, "https", memo, known))
+        result.chains[route.id] = pairs.setdefault(pair, pair)
     return result
 
 
@@ -261,8 +266,13 @@ def _for_scheme(b: Bound | None, scheme: str) -> Bound | None:
 
 
 def _chain_for(
-    slots: list[Slot], scheme: str, memo: dict[tuple[Any, ...], Chain | None]
+    slots: list[Slot],
+    scheme: str,
+    memo: dict[tuple[Any, ...], Chain],
+    known: Mapping[tuple[Any, ...], Chain],
 ) -> Chain | None:
+    """The chain of ``slots`` for ``scheme``: one object per distinct set of handlers, the
+    previous build's (``known``) when it ran the very same handlers."""
     kept: list[Slot] = []
     for slot in slots:
         base = _for_scheme(slot.base, scheme)
@@ -273,14 +283,15 @@ def _chain_for(
             kept.append(Slot(slot.name, base, overrides))
     if not kept:
         return None
-    key = tuple(
-        (s.name, id(s.base), tuple(sorted((c, id(b)) for c, b in (s.overrides or {}).items())))
-        for s in kept
-    )
-    if key in memo:
-        return memo[key]
-    chain = memo[key] = _make_chain(kept)
+    key = tuple((s.name, s.base, _overrides_key(s.overrides) if s.overrides else ()) for s in kept)
+    chain = memo.get(key)
+    if chain is None:
+        chain = memo[key] = known.get(key) or _make_chain(kept)
     return chain
+
+
+def _overrides_key(overrides: dict[str, Bound | None]) -> tuple[tuple[str, Bound | None], ...]:
+    return tuple(sorted(overrides.items(), key=lambda item: item[0]))
 
 
 def _make_chain(slots: list[Slot]) -> Chain:
