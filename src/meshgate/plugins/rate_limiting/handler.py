@@ -27,9 +27,10 @@ from typing import Any
 from meshgate.proxy.filters.api import CompileEnv, PluginHandler, RequestContext
 from meshgate.snapshot import PluginInstance
 
-from .redis_policy import REDIS_ERRORS, RedisCounters
+from .backend import ThrottledReports, counter_backend
+from .redis_policy import REDIS_ERRORS
 from .schema import PERIODS, Config, number_text
-from .shared_counters import CounterStore, group_hash, open_node_store, period_fingerprint
+from .shared_counters import CounterStore, group_hash, period_fingerprint
 
 _log = logging.getLogger("meshgate.plugins.rate-limiting")
 
@@ -37,7 +38,6 @@ EXPIRATION = (1, 60, 3600, 86400, 2592000, 31536000)
 EMPTY_UUID = "00000000-0000-0000-0000-000000000000"
 MSG_UNEXPECTED = "An unexpected error occurred"
 _KEY_CACHE_MAX = 65536
-_LOG_EVERY = 10.0
 wall_clock = time.time  # a module attribute so tests can move time
 
 
@@ -102,15 +102,8 @@ class Handler(PluginHandler):
         self._second = -1
         self._windows: list[int] = []
         self._expires: list[int] = []
-        self._last_log = 0.0
-        self._suppressed = 0
-        self.store: CounterStore | None = None
-        self.redis: RedisCounters | None = None
-        if config.policy == "redis":
-            clients = env.node_resource("rate-limiting:redis-clients", dict)
-            self.redis = RedisCounters(config.redis, clients)
-        else:
-            self.store = env.node_resource("rate-limiting:local-store", open_node_store)
+        self.reports = ThrottledReports(_log, f"rate-limiting ({config.policy})")
+        self.store, self.redis = counter_backend(config.policy, config.redis, env)
 
     # ------------------------------------------------------------------ identity
 
@@ -194,22 +187,10 @@ class Handler(PluginHandler):
         self._answer(ctx, usage, stop, now, starts)
 
     def _store_failed(self, ctx: RequestContext, err: BaseException) -> None:
-        where = self.conf.policy
         if not self.fault_tolerant:
-            _log.error("rate-limiting (%s): failed to get usage: %r", where, err)
+            _log.error("rate-limiting (%s): failed to get usage: %r", self.conf.policy, err)
             ctx.exit(500, MSG_UNEXPECTED)
-        now = time.monotonic()
-        if now - self._last_log >= _LOG_EVERY:
-            more = f" ({self._suppressed} more since the last report)" if self._suppressed else ""
-            _log.error(
-                "rate-limiting (%s): failed to get usage, request let through: %r%s",
-                where,
-                err,
-                more,
-            )
-            self._last_log, self._suppressed = now, 0
-        else:
-            self._suppressed += 1
+        self.reports.report(f"failed to get usage, request let through: {err!r}")
 
     def _answer(
         self,

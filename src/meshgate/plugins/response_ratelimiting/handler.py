@@ -30,18 +30,18 @@ from collections.abc import Awaitable
 from typing import Any
 
 from meshgate import tasks
+from meshgate.plugins.rate_limiting.backend import ThrottledReports, counter_backend
 from meshgate.plugins.rate_limiting.handler import (
     EMPTY_UUID,
     EXPIRATION,
     MSG_UNEXPECTED,
     cached_period_starts,
 )
-from meshgate.plugins.rate_limiting.redis_policy import REDIS_ERRORS, RedisCounters
+from meshgate.plugins.rate_limiting.redis_policy import REDIS_ERRORS
 from meshgate.plugins.rate_limiting.schema import PERIODS, number_text
 from meshgate.plugins.rate_limiting.shared_counters import (
     CounterStore,
     group_hash,
-    open_node_store,
     period_fingerprint,
 )
 from meshgate.proxy.filters.api import CompileEnv, PluginHandler, RequestContext
@@ -51,7 +51,6 @@ from .schema import Config
 
 _log = logging.getLogger("meshgate.plugins.response-ratelimiting")
 _KEY_CACHE_MAX = 65536
-_LOG_EVERY = 10.0
 wall_clock = time.time  # a module attribute so tests can move time
 
 Placement = tuple[int, list[int], list[int]]  # stripe, fingerprints, home slots
@@ -147,15 +146,8 @@ class Handler(PluginHandler):
         self.scope = f"response-ratelimiting|{self.route_id}|{self.service_id}|"
         self.state_key = f"response-ratelimiting:{instance.id}"
         self._keys: dict[str, list[Placement]] = {}
-        self._last_log = 0.0
-        self._suppressed = 0
-        self.store: CounterStore | None = None
-        self.redis: RedisCounters | None = None
-        if config.policy == "redis":
-            clients = env.node_resource("rate-limiting:redis-clients", dict)
-            self.redis = RedisCounters(config.redis, clients)
-        else:
-            self.store = env.node_resource("rate-limiting:local-store", open_node_store)
+        self.reports = ThrottledReports(_log, f"response-ratelimiting ({config.policy})")
+        self.store, self.redis = counter_backend(config.policy, config.redis, env)
 
     # ------------------------------------------------------------------ identity and keys
 
@@ -246,16 +238,7 @@ class Handler(PluginHandler):
         if not self.conf.fault_tolerant:
             _log.error("response-ratelimiting (%s): failed to get usage: %r", self.conf.policy, err)
             ctx.exit(500, MSG_UNEXPECTED)
-        self._report(f"failed to get usage, request let through: {err!r}")
-
-    def _report(self, message: str) -> None:
-        now = time.monotonic()
-        if now - self._last_log >= _LOG_EVERY:
-            more = f" ({self._suppressed} more since the last report)" if self._suppressed else ""
-            _log.error("response-ratelimiting (%s): %s%s", self.conf.policy, message, more)
-            self._last_log, self._suppressed = now, 0
-        else:
-            self._suppressed += 1
+        self.reports.report(f"failed to get usage, request let through: {err!r}")
 
     # ------------------------------------------------------------------ response
 
@@ -308,7 +291,7 @@ class Handler(PluginHandler):
                 expires = [w + p.expiration for w, p in zip(windows, limit.periods, strict=True)]
                 store.add(stripe, fingerprints, homes, windows, expires, units, state.now)
         except OSError as err:
-            self._report(f"failed to count usage: {err!r}")
+            self.reports.report(f"failed to count usage: {err!r}")
 
     async def _redis_add(self, state: _State, spent: list[tuple[_Limit, int, int]]) -> None:
         assert self.redis is not None
@@ -317,4 +300,4 @@ class Handler(PluginHandler):
                 keys = self.redis_keys(state.identifier, state.starts, limit)
                 await self.redis.add(keys, [p.expiration for p in limit.periods], units)
         except REDIS_ERRORS as err:
-            self._report(f"failed to count usage: {err!r}")
+            self.reports.report(f"failed to count usage: {err!r}")
