@@ -252,37 +252,3 @@ def test_failed_fsync_fails_the_produce_and_the_partition(
         await log.close()
 
     asyncio.run(scenario())
-
-
-def test_concurrent_fetches_of_one_range_share_one_read(tmp_path: Path) -> None:
-    """SSE fan-out: streams waiting at the tail all fetch the new records at once; the disk
-    is read once for them, a waiter that goes away does not cancel the others' read, and a
-    later fetch reads again."""
-
-    async def scenario() -> None:
-        log = await EmbeddedEventLog.open(tmp_path)
-        await log.create_topic("t")
-        await produce_values(log, "t", [b"a", b"b"])
-        partition = log.partition_log("t", 0)
-        reads: list[int] = []
-        real_read = partition.read
-
-        def counted(offset: int, max_records: int, max_bytes: int) -> list[object]:
-            reads.append(offset)
-            time.sleep(0.05)  # long enough for every fetch below to join this read
-            return real_read(offset, max_records, max_bytes)  # type: ignore[return-value]
-
-        partition.read = counted  # type: ignore[method-assign]
-        fetches = [asyncio.ensure_future(values_of(log, "t")) for _ in range(200)]
-        await asyncio.sleep(0.01)
-        fetches[0].cancel()
-        results = await asyncio.gather(*fetches[1:])
-        assert reads == [0]
-        assert all(values == [b"a", b"b"] for values in results)
-        assert await values_of(log, "t", 1) == [b"b"]
-        assert reads == [0, 1]
-        await values_of(log, "t")
-        assert reads == [0, 1, 0]
-        await log.close()
-
-    asyncio.run(scenario())

@@ -1,9 +1,9 @@
 """Snapshot deltas for worker processes: what changed between two snapshots, by key.
 
 A supervisor sends its workers ``diff(old, new)`` instead of the whole ``new`` snapshot:
-per section (``routes``, ``clusters`` …) the items added or changed (as JSON) with their
-positions when no key moved (``at``: the cost is what changed, even with 10,000 routes),
-else the keys removed and the new key order.  Items are keyed by
+per section (``routes``, ``clusters`` …) the items changed (as JSON) with their positions
+when no key moved (``at``: the cost is what changed, even with 10,000 routes), else the items
+added or changed, the keys removed and the new key order.  Items are keyed by
 ``name`` (listeners, clusters) or ``id`` (everything else).  ``patch(old, delta)`` rebuilds
 ``new`` from ``old``, validating only the items that came in; unchanged items stay the very
 same objects, so the runtime reuses what it built from them.  A delta names the version it
@@ -18,6 +18,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from meshgate import snapshot
+from meshgate.proxy.route_stage import changed_positions
 
 SECTIONS: dict[str, type[BaseModel]] = {
     "listeners": snapshot.Listener,
@@ -55,23 +56,17 @@ def _section_diff(
 ) -> dict[str, Any] | None:
     if old_items is new_items:
         return None
-    if len(old_items) == len(new_items):
-        moved = [i for i, (a, b) in enumerate(zip(new_items, old_items, strict=True)) if a is not b]
-        if all(key_of(name, new_items[i]) == key_of(name, old_items[i]) for i in moved):
-            at = [i for i in moved if new_items[i] != old_items[i]]
-            if not at:
-                return None
-            upsert = [new_items[i].model_dump(mode="json") for i in at]
-            return {"upsert": upsert, "at": at, "count": len(new_items)}
+    moved = changed_positions(new_items, old_items)
+    if moved is not None and all(
+        key_of(name, new_items[i]) == key_of(name, old_items[i]) for i in moved
+    ):  # the same keys in the same places: send the changed items with their positions
+        at = [i for i in moved if new_items[i] != old_items[i]]
+        if not at:
+            return None
+        upsert = [new_items[i].model_dump(mode="json") for i in at]
+        return {"upsert": upsert, "at": at, "count": len(new_items)}
     old_keys = [key_of(name, item) for item in old_items]
     new_keys = [key_of(name, item) for item in new_items]
-    if old_keys == new_keys:
-        upsert = [
-            new.model_dump(mode="json")
-            for new, old in zip(new_items, old_items, strict=True)
-            if not (new is old or new == old)
-        ]
-        return {"upsert": upsert, "count": len(new_items)} if upsert else None
     old_by_key = dict(zip(old_keys, old_items, strict=True))
     upsert = []
     for key, item in zip(new_keys, new_items, strict=True):
@@ -112,13 +107,7 @@ def _patch_section(
                 raise DeltaMismatch(f"{name}: {key_of(name, item)} is not at position {index}")
             items[index] = item
     elif order is None:
-        items = list(old_items)
-        position = {key_of(name, item): index for index, item in enumerate(old_items)}
-        for item in incoming:
-            index = position.get(key_of(name, item))
-            if index is None:
-                raise DeltaMismatch(f"{name}: {key_of(name, item)} is not in the base snapshot")
-            items[index] = item
+        raise DeltaMismatch(f"{name}: the delta gives neither positions nor an order")
     else:
         by_key = {key_of(name, item): item for item in old_items}
         for key in changes.get("remove", ()):

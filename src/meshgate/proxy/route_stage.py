@@ -36,9 +36,7 @@ class RouteBuild:
 EMPTY_BUILD = RouteBuild((), [], [], 0, False)
 
 
-def changed_positions(
-    new: Sequence[snapshot.Route], old: Sequence[snapshot.Route]
-) -> list[int] | None:
+def changed_positions(new: Sequence[object], old: Sequence[object]) -> list[int] | None:
     """Positions where ``new`` holds another object than ``old``; None when lengths differ."""
     if len(new) != len(old):
         return None

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import shutil
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -31,7 +30,6 @@ from typing import TypeVar
 from meshgate.events.api import (
     DEFAULT_MAX_RECORD_BYTES,
     Acks,
-    ConsumedRecord,
     FetchResult,
     GroupMember,
     OffsetReset,
@@ -89,9 +87,6 @@ class EmbeddedEventLog:
         self._topics: dict[str, TopicInfo] = {}
         self._partitions: Partitions = {}
         self._wakeups = Wakeups(self._high_watermark_of)
-        # reads in progress, shared by every fetch of the same range (SSE fan-out: thousands
-        # of streams at the tail ask for the same records the moment they are committed)
-        self._reads: dict[tuple[str, int, int, int, int], asyncio.Future[list[ConsumedRecord]]] = {}
         self._committer = GroupCommitter(self._writer, self._published)
         self._admin_lock = asyncio.Lock()
         self._sticky = StickyPartitioner()
@@ -342,24 +337,10 @@ class EmbeddedEventLog:
             log = self.partition_log(topic, partition)
         if offset >= log.high_watermark:
             return FetchResult([], log.high_watermark, log.log_start_offset)
-        key = (topic, partition, offset, max_records, max_bytes)
-        pending = self._reads.get(key)
-        if pending is None:
-            pending = self._loop.run_in_executor(
-                self._readers, log.read, offset, max_records, max_bytes
-            )
-            self._reads[key] = pending
-            pending.add_done_callback(functools.partial(self._read_done, key))
-        records = await asyncio.shield(pending)
+        records = await self._loop.run_in_executor(
+            self._readers, log.read, offset, max_records, max_bytes
+        )
         return FetchResult(records, log.high_watermark, log.log_start_offset)
-
-    def _read_done(
-        self, key: tuple[str, int, int, int, int], read: asyncio.Future[list[ConsumedRecord]]
-    ) -> None:
-        if self._reads.get(key) is read:
-            del self._reads[key]
-        if not read.cancelled():
-            read.exception()  # retrieved here too: every waiter may have gone
 
     async def wait_for_data(
         self,
