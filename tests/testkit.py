@@ -20,6 +20,8 @@ from typing import Any
 
 import uvloop
 
+from meshgate import snapshot
+
 
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
@@ -147,3 +149,22 @@ class Gateway:
         if self.proc.poll() is not None:
             self._log.close()
         return text
+
+
+class RecordingProxy:
+    """A proxy that keeps what it was given."""
+
+    def __init__(self) -> None:
+        self.applied: list[snapshot.Snapshot] = []
+
+    async def start(self, snap: snapshot.Snapshot) -> None:
+        self.applied.append(snap)
+
+    async def apply(self, snap: snapshot.Snapshot) -> None:
+        self.applied.append(snap)
+
+    async def stop(self) -> None:
+        return None
+
+    def ports(self) -> dict[str, int]:
+        return {}

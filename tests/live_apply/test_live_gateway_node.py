@@ -13,6 +13,7 @@ from meshgate.controlplane.admin_api.config_api import apply_declarative
 from meshgate.controlplane.gateway_node import GatewayNode
 from meshgate.resources.from_entities import config_from_entities
 from meshgate.store import RevisionGone, Store, open_store
+from testkit import RecordingProxy
 
 NODE = NodeSettings.from_proxy_listen("127.0.0.1:8000")
 DOCUMENT = {
@@ -25,25 +26,6 @@ DOCUMENT = {
         }
     ],
 }
-
-
-class RecordingProxy:
-    """A proxy that keeps what it was given."""
-
-    def __init__(self) -> None:
-        self.applied: list[snapshot.Snapshot] = []
-
-    async def start(self, snap: snapshot.Snapshot) -> None:
-        self.applied.append(snap)
-
-    async def apply(self, snap: snapshot.Snapshot) -> None:
-        self.applied.append(snap)
-
-    async def stop(self) -> None:
-        return None
-
-    def ports(self) -> dict[str, int]:
-        return {}
 
 
 async def _expected(store: Store) -> snapshot.Snapshot:

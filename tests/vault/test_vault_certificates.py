@@ -6,7 +6,6 @@ snapshot stays), and an https listener serves the resolved certificate."""
 from __future__ import annotations
 
 import asyncio
-import datetime
 import json
 import socket
 import ssl
@@ -17,17 +16,13 @@ from typing import Any
 
 import httpx
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
-from meshgate import snapshot
 from meshgate.compiler import NodeSettings
 from meshgate.controlplane.admin_api import NodeInfo, create_admin_app
 from meshgate.controlplane.gateway_node import GatewayNode
+from meshgate.proxy.tls.certs import generate_self_signed
 from meshgate.store import open_store
-from testkit import Gateway, free_port, wait_for_port
+from testkit import Gateway, RecordingProxy, free_port, wait_for_port
 
 CERT_REF = "{vault://env/mg-vault-cert}"
 KEY_REF = "{vault://env/mg-vault-key}"
@@ -36,45 +31,12 @@ NODE = NodeSettings.from_proxy_listen("127.0.0.1:8000")
 
 def make_pair(host: str) -> tuple[str, str]:
     """A self-signed certificate for ``host`` and its key, PEM."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)])
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(datetime.datetime(2020, 1, 1, tzinfo=datetime.UTC))
-        .not_valid_after(datetime.datetime(2120, 1, 1, tzinfo=datetime.UTC))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(host)]), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    key_pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ).decode()
-    return cert.public_bytes(serialization.Encoding.PEM).decode(), key_pem
+    return generate_self_signed([host])
 
 
 @pytest.fixture(scope="module")
 def pair() -> tuple[str, str]:
     return make_pair("vault.test")
-
-
-class RecordingProxy:
-    def __init__(self) -> None:
-        self.applied: list[snapshot.Snapshot] = []
-
-    async def start(self, snap: snapshot.Snapshot) -> None:
-        self.applied.append(snap)
-
-    async def apply(self, snap: snapshot.Snapshot) -> None:
-        self.applied.append(snap)
-
-    async def stop(self) -> None:
-        return None
-
-    def ports(self) -> dict[str, int]:
-        return {}
 
 
 async def _with_node(tmp_path: Path, scenario: Any) -> None:

@@ -118,7 +118,7 @@ class KafkaEventLog:
                 "message.max.bytes": max(1_000_000, self.max_record_bytes + 64 * 1024),
                 "linger.ms": 2,
             }
-            producer = AsyncProducer(config, self._loop, name=f"kafka-producer-{acks}")
+            producer = AsyncProducer(config, self._loop)
             self._producers[acks] = producer
         return producer
 

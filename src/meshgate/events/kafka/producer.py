@@ -41,8 +41,7 @@ class Delivery(NamedTuple):
 class AsyncProducer:
     """Producer + poller thread; ``close`` flushes (bounded) and stops the thread."""
 
-    def __init__(self, config: dict[str, Any], loop: asyncio.AbstractEventLoop, name: str):
-        self.name = name
+    def __init__(self, config: dict[str, Any], loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
         self._loop_thread = threading.get_ident()
         self._producer = Producer(config)
