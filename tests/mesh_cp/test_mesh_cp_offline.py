@@ -159,9 +159,51 @@ def test_a_restarted_cp_remembers_when_a_dataplane_went_offline(tmp_path: Path) 
     asyncio.run(scenario())
 
 
+def test_dataplanes_of_a_crashed_cp_that_do_not_come_back_are_recorded_offline(
+    tmp_path: Path,
+) -> None:
+    async def scenario() -> None:
+        async with control_plane(tmp_path) as cp:
+            for name, port in (("backend-1", 9001), ("backend-2", 9002)):
+                sidecar = await connect(cp, dataplane_doc(name, inbounds=[("backend", port, 81)]))
+                await sidecar.vanish()
+                await eventually(lambda name=name: _offline(cp, name))
+        store = await open_store(f"sqlite:///{tmp_path}/cp.db")
+        for name in ("backend-1", "backend-2"):  # a crash: nobody saw them leave
+            assert await store.delete(OFFLINE, f"default/{name}")
+        cp = await start_cp(
+            store, offline_cleanup_age=AGE, offline_check_interval=3600, reconnect_grace=0.5
+        )
+        try:
+            restarted_at = cp.clock.now.timestamp()
+            back = await connect(cp, dataplane_doc("backend-2", inbounds=[("backend", 9002, 81)]))
+            before = await _status(cp, "backend-1")
+            assert before is not None
+            assert before["disconnectedAt"] is None  # not judged before the grace ends
+            status = await eventually(lambda: _recorded_offline(cp, "backend-1"))
+            assert status["state"] == "offline"
+            assert status["disconnectedAt"] == restarted_at
+            assert await store.get(OFFLINE, "default/backend-1") is not None
+            assert (await _status(cp, "backend-2") or {}).get("state") == "online"
+            assert await store.get(OFFLINE, "default/backend-2") is None
+            cp.clock.now += datetime.timedelta(seconds=AGE + 1)
+            assert await cp.engine.cleanup_offline() == [("default", "backend-1")]
+            await back.bye()
+        finally:
+            await cp.stop()
+            await store.close()
+
+    asyncio.run(scenario())
+
+
 async def _offline(cp: ControlPlane, name: str) -> dict[str, Any] | None:
     status = await _status(cp, name)
     return status if status is not None and status["state"] == "offline" else None
+
+
+async def _recorded_offline(cp: ControlPlane, name: str) -> dict[str, Any] | None:
+    status = await _status(cp, name)
+    return status if status is not None and status["disconnectedAt"] is not None else None
 
 
 async def _missing(cp: ControlPlane, name: str) -> bool:

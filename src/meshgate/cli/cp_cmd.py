@@ -67,6 +67,12 @@ def cp(
         help="Delete a Dataplane whose sidecar left without 'bye' once offline this long "
         "(90s, 30m, 72h, 3d; 0 = never).",
     ),
+    dataplane_reconnect_grace: str = typer.Option(
+        "5m",
+        "--dataplane-reconnect-grace",
+        help="After a restart, Dataplanes in the store that have not reconnected within this "
+        "time are recorded offline (their control plane may have crashed).",
+    ),
     log_level: str = typer.Option("info", "--log-level"),
 ) -> None:
     """Run the mesh control plane."""
@@ -77,6 +83,12 @@ def cp(
         raise typer.BadParameter(
             f"--dataplane-cleanup-age {dataplane_cleanup_age!r} is not a duration"
         ) from None
+    try:
+        reconnect_grace = parse_age(dataplane_reconnect_grace) or 0.0
+    except ValueError:
+        raise typer.BadParameter(
+            f"--dataplane-reconnect-grace {dataplane_reconnect_grace!r} is not a duration"
+        ) from None
     api = _host_port(api_listen, "--api-listen")
     dp = _host_port(dp_listen, "--dp-listen")
     if not _is_loopback(api[0]) and not admin_token:
@@ -84,7 +96,7 @@ def cp(
     uvloop.run(
         _serve(
             store, api, dp, admin_token, tuple(dp_server_names), dp_ca_out, default_mesh,
-            cleanup_age,
+            cleanup_age, reconnect_grace,
         )
     )  # fmt: skip
 
@@ -98,13 +110,18 @@ async def _serve(
     dp_ca_out: Path | None,
     default_mesh: bool,
     cleanup_age: float | None,
+    reconnect_grace: float,
 ) -> None:
     store = await open_store(store_url)
     if default_mesh:
         await ensure_mesh(store, "default")
     tokens = DataplaneTokens(store)
     engine = DistributionEngine(
-        store, ca=MeshCA(StoreCAStorage(store)), tokens=tokens, offline_cleanup_age=cleanup_age
+        store,
+        ca=MeshCA(StoreCAStorage(store)),
+        tokens=tokens,
+        offline_cleanup_age=cleanup_age,
+        reconnect_grace=reconnect_grace,
     )
     await engine.start()
     tls = await server_tls(store, now=utc_now(), extra_names=dp_server_names)

@@ -81,6 +81,7 @@ class DistributionEngine:
         push_delay: float = 0.03,
         offline_cleanup_age: float | None = offline.DEFAULT_CLEANUP_AGE,
         offline_check_interval: float = offline.DEFAULT_CLEANUP_INTERVAL,
+        reconnect_grace: float = offline.DEFAULT_RECONNECT_GRACE,
     ) -> None:
         self.store = store
         self.ca = ca
@@ -90,6 +91,7 @@ class DistributionEngine:
         self.push_delay = push_delay
         self.offline_cleanup_age = offline_cleanup_age
         self.offline_check_interval = offline_check_interval
+        self.reconnect_grace = reconnect_grace
         self.state = MeshState(revision=-1)
         self.sessions: dict[Key, Session] = {}
         self.statuses: dict[Key, DataplaneStatus] = {}
@@ -106,10 +108,12 @@ class DistributionEngine:
         for record in await offline.offline_records(self.store):
             status = self.statuses.setdefault(record.key, DataplaneStatus())
             status.disconnected_at = record.since
+        started = self._now()
         await self.reload()
         self._tasks = [
             spawn(self._follow(), name="distribution-follow"),
             spawn(self._rotation_loop(), name="distribution-rotation"),
+            spawn(self._unclaimed_after_grace(started), name="distribution-unclaimed"),
         ]
         if self.offline_cleanup_age is not None:
             self._tasks.append(spawn(self._offline_loop(), name="distribution-offline-cleanup"))
@@ -159,6 +163,35 @@ class DistributionEngine:
                 _log.exception("deleting offline dataplanes failed")
 
     # ------------------------------------------------------------------ state and pushes
+
+    async def _unclaimed_after_grace(self, started: float) -> None:
+        await asyncio.sleep(self.reconnect_grace)
+        try:
+            await self.mark_unclaimed(started)
+        except Exception:
+            _log.exception("recording dataplanes that did not come back as offline failed")
+
+    async def mark_unclaimed(self, since: float) -> list[Key]:
+        """Dataplanes the store holds that neither reconnected to this control plane nor
+        have an offline record (their control plane crashed: nobody saw them leave) are
+        offline from ``since`` (this control plane's start), so the cleanup age applies."""
+        marked: list[Key] = []
+        for mesh, dataplanes in list(self.state.dataplanes.items()):
+            for name in list(dataplanes):
+                key = (mesh, name)
+                status = self.statuses.get(key)
+                if key in self.sessions or (status is not None and status.disconnected_at):
+                    continue
+                async with self._lock:
+                    if key in self.sessions or self.state.dataplane(mesh, name) is None:
+                        continue
+                    await offline.record_offline(self.store, key, since)
+                    status = self.statuses.setdefault(key, DataplaneStatus())
+                    status.connected, status.disconnected_at = False, since
+                marked.append(key)
+        if marked:
+            _log.info("%d dataplane(s) did not reconnect after a restart: offline", len(marked))
+        return marked
 
     async def reload(self) -> set[str]:
         """Catch up with the store and push every pending change now; returns the meshes

@@ -3,7 +3,9 @@
 A sidecar that disconnects without a ``bye`` keeps its Dataplane resource (it may come
 back), and its disconnect time is kept in the store as a ``mesh_dp_offline`` entity (id
 ``<mesh>/<name>``), so a restarted control plane still knows it.  Re-admission deletes the
-record in the transaction that writes the Dataplane.  As Kuma does in universal mode, a
+record in the transaction that writes the Dataplane.  A control plane that crashed saw
+nobody leave: once restarted, it records every Dataplane that has not reconnected within
+``DEFAULT_RECONNECT_GRACE`` as offline since the restart.  As Kuma does in universal mode, a
 Dataplane offline for longer than the cleanup age (72 h by default) is deleted: ``expired``
 lists the candidates and ``delete`` removes a Dataplane with its record.
 """
@@ -19,6 +21,9 @@ OFFLINE_TYPE = "mesh_dp_offline"
 DEFAULT_CLEANUP_AGE = 72 * 3600.0
 """Seconds a dataplane may stay offline before its resource is deleted (Kuma's 72 h)."""
 DEFAULT_CLEANUP_INTERVAL = 60.0
+DEFAULT_RECONNECT_GRACE = 300.0
+"""Seconds a restarted control plane waits for the dataplanes it finds in the store to
+reconnect before recording the others offline (Kuma's dataplane idle timeout, 5 min)."""
 Key = tuple[str, str]  # (mesh, dataplane name)
 
 
