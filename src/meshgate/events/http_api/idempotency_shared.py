@@ -6,13 +6,18 @@ created with ``cleanup.policy=compact,delete`` and ``retention.ms`` = the window
 the last answer per key and drops expired ones) into memory. An answer is written there
 (acks all) before the client gets it.
 
-Semantics: before working on a key it has not seen, a node reads the topic up to its current
-end, so a retry sent to any node after the first answer was given is replayed, never produced
-again. Two requests with the same key racing on two nodes *at the same time* (neither answered
-yet) can both produce — on one node the second waits for the first, across nodes there is no
-lock. If writing the answer fails after the record was stored, the answer is still given (the
-record is in the log) and a later retry may produce again: at-least-once, as with the file.
-The tail keeps every live entry in memory (``max_entries`` newest).
+Semantics: a retry sent to any node after the first answer was given is replayed, never
+produced again. Requests with the same key racing on several nodes at once are ordered by the
+topic itself: before working, a node appends a *claim* (its own record key, so compaction never
+drops an answer for it) and reads the topic up to that claim; the first live claim of a key
+wins — every node reads the same order — and only its node produces. The others wait for the
+winner's answer and replay it; when the winner fails (non-2xx: it writes a *release*) or its
+claim outlives ``claim_ttl`` (its node died), they claim again; past ``timeout`` a waiter is
+answered 409 with Retry-After (the request is still in progress elsewhere). On one node the
+second request waits for the first without a claim. If writing the answer fails after the
+record was stored, the answer is still given (the record is in the log) and a later retry may
+produce again: at-least-once, as with the file. The tail keeps every live entry in memory
+(``max_entries`` newest).
 """
 
 from __future__ import annotations
@@ -21,8 +26,11 @@ import asyncio
 import json
 import logging
 import time
+import uuid
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
 
 from meshgate.events.api import EventLog, ProduceRecord
 from meshgate.events.errors import (
@@ -37,6 +45,13 @@ from meshgate.tasks import spawn
 
 _log = logging.getLogger("meshgate.events.http")
 DEFAULT_TOPIC = "meshgate-idempotency"
+_CLAIM_PREFIX = "~claim\n"
+
+
+@dataclass(frozen=True, slots=True)
+class _Claim:
+    id: str
+    created: float
 
 
 class SharedIdempotencyStore:
@@ -53,6 +68,7 @@ class SharedIdempotencyStore:
         timeout: float = 10.0,
         max_entries: int = 100_000,
         poll_wait: float = 1.0,
+        claim_ttl: float = 30.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.log = log
@@ -62,6 +78,8 @@ class SharedIdempotencyStore:
         self.timeout = timeout
         self.max_entries = max_entries
         self.poll_wait = poll_wait
+        self.claim_ttl = claim_ttl
+        self._holders: dict[str, _Claim] = {}  # key name -> the claim that may produce
         self._clock = clock
         self._entries: OrderedDict[str, _Entry] = OrderedDict()
         self._running: dict[str, asyncio.Future[None]] = {}
@@ -112,9 +130,14 @@ class SharedIdempotencyStore:
         if key is None or value is None:
             return
         try:
-            name, entry = _decode(json.loads(value))
+            doc = json.loads(value)
+            if "claim" in doc or "release" in doc:
+                self._apply_claim(doc)
+                return
+            name, entry = _decode(doc)
         except (ValueError, KeyError, TypeError):
             return
+        self._holders.pop(name, None)
         if entry.created < self._clock() - self.window:
             return
         self._entries[name] = entry
@@ -122,11 +145,18 @@ class SharedIdempotencyStore:
         while len(self._entries) > self.max_entries:
             self._entries.popitem(last=False)
 
-    async def _caught_up(self) -> None:
-        """Until the tail has read everything the topic held when this was called."""
-        end = await self.log.latest(self.topic, 0)
-        while self._position < end:
-            await self._moved.wait()
+    def _apply_claim(self, doc: dict[str, Any]) -> None:
+        name = str(doc["key"])
+        holder = self._holders.get(name)
+        if "release" in doc:
+            if holder is not None and holder.id == doc["release"]:
+                del self._holders[name]
+            return
+        if holder is None or self._expired(holder):
+            self._holders[name] = _Claim(str(doc["claim"]), float(doc["t"]))
+
+    def _expired(self, claim: _Claim) -> bool:
+        return claim.created + self.claim_ttl < self._clock()
 
     def _replay(self, name: str, request_fingerprint: str) -> StoredAnswer | None:
         entry = self._entries.get(name)
@@ -164,22 +194,72 @@ class SharedIdempotencyStore:
         try:
             try:
                 async with asyncio.timeout(self.timeout):
-                    await self._caught_up()
+                    stored, claim = await self._claim(name, request_fingerprint)
             except TimeoutError:
+                if self._holders.get(name) is not None:
+                    raise HttpProblem(409, "a request with this Idempotency-Key is in progress",
+                                      "idempotency-key-in-use",
+                                      headers={"Retry-After": "1"}) from None  # fmt: skip
                 raise HttpProblem(503, "idempotency store unavailable", "event-log-unavailable",
                                   headers={"Retry-After": "1"}) from None  # fmt: skip
             except EventLogError as exc:
                 raise problem_for(exc) from exc
-            stored = self._replay(name, request_fingerprint)
             if stored is not None:
                 return stored, True
-            answer = await work()
+            try:
+                answer = await work()
+            except BaseException:
+                await self._write({"key": name, "release": claim}, claim)
+                raise
             if 200 <= answer.status < 300:
                 await self._remember(name, _Entry(self._clock(), request_fingerprint, answer))
+            else:
+                await self._write({"key": name, "release": claim}, claim)
             return answer, False
         finally:
             del self._running[name]
             done.set_result(None)
+
+    async def _claim(self, name: str, request_fingerprint: str) -> tuple[StoredAnswer | None, str]:
+        """``(answer, "")`` once an answer for ``name`` is known, or ``(None, claim id)`` once
+        this node's claim is the one that may produce."""
+        while True:
+            claim = uuid.uuid4().hex
+            doc = {"key": name, "claim": claim, "t": self._clock()}
+            offset = await self._write(doc, claim, strict=True)
+            while self._position <= offset:
+                await self._moved.wait()
+            while True:
+                stored = self._replay(name, request_fingerprint)
+                if stored is not None:
+                    return stored, ""
+                holder = self._holders.get(name)
+                if holder is not None and holder.id == claim:
+                    return None, claim
+                if holder is None or self._expired(holder):
+                    break  # released or abandoned since: claim again
+                moved = self._moved
+                wait = holder.created + self.claim_ttl - self._clock()
+                try:
+                    async with asyncio.timeout(max(0.01, wait)):
+                        await moved.wait()
+                except TimeoutError:
+                    pass
+
+    async def _write(self, doc: dict[str, Any], claim: str, *, strict: bool = False) -> int:
+        """Append a claim or release record (its own record key: compaction keeps answers);
+        its offset.  Only a claim (``strict``) raises when the log refuses it."""
+        key = f"{_CLAIM_PREFIX}{doc['key']}\n{claim}".encode()
+        record = ProduceRecord(key=key, value=json.dumps(doc, separators=(",", ":")).encode())
+        try:
+            stored = await self.log.produce(self.topic, [record], partition=0, acks="all",
+                                            timeout=self.timeout)  # fmt: skip
+        except EventLogError as exc:
+            if strict:
+                raise
+            _log.warning("idempotency release not stored in %s: %s", self.topic, exc)
+            return -1
+        return stored[0].offset
 
     async def _remember(self, name: str, entry: _Entry) -> None:
         record = ProduceRecord(key=name.encode(), value=_encode(name, entry).rstrip(b"\n"))

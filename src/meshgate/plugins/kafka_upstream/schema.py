@@ -85,7 +85,8 @@ class Config(PluginConfig, BackendFields):
     idempotency_scope: Literal["node", "cluster"] = Field(
         default="node",
         description="node: a file per node; cluster: answers kept in idempotency_topic of the "
-        "event log, so every node replays them.",
+        "event log, so every node replays them, and one key racing on several nodes is "
+        "produced once (409 to a waiter whose wait outlasts the timeout).",
     )
     idempotency_topic: str = Field(
         default="meshgate-idempotency",
