@@ -93,3 +93,56 @@ def test_block_cache_matches_direct_render(codec_on: bool) -> None:
     assert cache.get(records, start, codec, lambda r: r.offset) == sse_block(
         records, start, codec, lambda r: r.offset
     )
+
+
+class FetchCounter:
+    """The real embedded log, counting the reads without wait (the watcher's long-poll aside)."""
+
+    def __init__(self, log: Any) -> None:
+        self.log = log
+        self.reads: list[int] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.log, name)
+
+    async def fetch(self, topic: str, partition: int, offset: int, **kw: Any) -> FetchResult:
+        if not kw.get("max_wait"):
+            self.reads.append(offset)
+        result: FetchResult = await self.log.fetch(topic, partition, offset, **kw)
+        return result
+
+
+def test_a_new_record_reaches_waiting_readers_through_one_read(tmp_path: Any) -> None:
+    from meshgate.events import open_event_log
+    from meshgate.events.api import ProduceRecord
+    from meshgate.events.http_api.consume import Reader
+
+    async def scenario() -> None:
+        real = await open_event_log(str(tmp_path / "log"), auto_create_topics=True)
+        await real.create_topic("t", 1)
+        log = FetchCounter(real)
+        watchers = Watchers(log, poll_wait=0.2)
+        try:
+            readers = [Reader(log, Cursor("t", {0: 0}), watchers) for _ in range(100)]
+            waiting = [asyncio.ensure_future(r.read(10, max_wait=5)) for r in readers]
+            await asyncio.sleep(0.3)  # every reader found nothing and waits
+            log.reads.clear()
+            shared_reads: list[object] = []
+            share = watchers._fetch_into
+
+            async def counted(*args: Any) -> None:
+                shared_reads.append(args)
+                await share(*args)
+
+            watchers._fetch_into = counted  # type: ignore[method-assign,assignment]
+            await real.produce("t", [ProduceRecord(key=None, value=b"hello")], partition=0)
+            batches = await asyncio.gather(*waiting)
+            assert all([r.value for r in batch] == [b"hello"] for batch in batches)
+            assert log.reads == [0]  # the watcher's read, served to all 100 ...
+            assert shared_reads == []  # ... as they woke: no shared read task, no future each
+            assert all(r.cursor.positions == {0: 1} for r in readers)
+        finally:
+            await watchers.close()
+            await real.close()
+
+    asyncio.run(scenario())

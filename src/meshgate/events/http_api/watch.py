@@ -8,13 +8,16 @@ empty fetch and its wait is never missed. Idle watchers (no waiter for ``idle_se
 
 ``fetch`` is the log's (no wait) shared between concurrent identical calls: when a record wakes
 thousands of readers at the same position, the log is read once and they all get that result.
+Live tails are the usual case, so when the end moves the watcher itself reads the records past
+the old end (with the readers' last fetch size) before waking anyone: readers at that position
+then get the result without a wait, a task or a shared future each.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 from meshgate.events.api import EventLog, FetchResult
 from meshgate.events.errors import EventLogError
@@ -34,6 +37,7 @@ class _Watcher:
         self.ready = asyncio.Event()
         self.waiters = 0
         self.task: asyncio.Task[None] | None = None
+        self.prefetch: Callable[[_Watcher, int], Awaitable[None]] | None = None
 
     def _signal(self) -> None:
         self.moved.set()
@@ -52,7 +56,9 @@ class _Watcher:
                 )
                 end = max(result.high_watermark, *(r.offset + 1 for r in result.records), 0)
                 if end != self.end:
-                    self.end = end
+                    previous, self.end = self.end, end
+                    if self.prefetch is not None and self.waiters:
+                        await self.prefetch(self, previous)
                     self._signal()
             except EventLogError as exc:
                 _log.debug("watcher %s[%d]: %s", self.topic, self.partition, exc)
@@ -84,6 +90,9 @@ class Watchers:
         self.idle_seconds = idle_seconds
         self._watchers: dict[tuple[str, int], _Watcher] = {}
         self._fetches: dict[tuple[str, int, int, int, int], asyncio.Future[FetchResult]] = {}
+        # per (topic, partition): the last fetch size asked for, and what the watcher read
+        self._sizes: dict[tuple[str, int], tuple[int, int]] = {}
+        self._ready: dict[tuple[str, int], tuple[tuple[str, int, int, int, int], FetchResult]] = {}
 
     async def fetch(
         self, topic: str, partition: int, offset: int, max_records: int, max_bytes: int
@@ -91,6 +100,10 @@ class Watchers:
         """``log.fetch(...)`` without wait; concurrent identical calls share one read (the
         result is shared: callers must not mutate it)."""
         key = (topic, partition, offset, max_records, max_bytes)
+        ready = self._ready.get((topic, partition))
+        if ready is not None and ready[0] == key:
+            return ready[1]
+        self._sizes[(topic, partition)] = (max_records, max_bytes)
         running = self._fetches.get(key)
         if running is None:
             running = asyncio.get_running_loop().create_future()
@@ -120,11 +133,27 @@ class Watchers:
             if self._fetches.get(key) is result:
                 del self._fetches[key]
 
+    async def _prefetch(self, watcher: _Watcher, previous: int) -> None:
+        """Read what was appended past ``previous`` for the readers about to wake there."""
+        where = (watcher.topic, watcher.partition)
+        self._ready.pop(where, None)
+        size = self._sizes.get(where)
+        if size is None:
+            return
+        key = (*where, previous, *size)
+        try:
+            fetched = await self.log.fetch(*where, previous, max_records=size[0], max_bytes=size[1])
+        except EventLogError:
+            return  # the readers fetch (and report) it themselves
+        if fetched.records:  # never an empty one: a reader would spin on it
+            self._ready[where] = (key, fetched)
+
     def _watcher(self, topic: str, partition: int) -> _Watcher:
         key = (topic, partition)
         watcher = self._watchers.get(key)
         if watcher is None or watcher.task is None or watcher.task.done():
             watcher = _Watcher(self.log, topic, partition, self.idle_seconds)
+            watcher.prefetch = self._prefetch
             watcher.task = spawn(
                 watcher.run(self.poll_wait), name=f"events watch {topic}[{partition}]"
             )
@@ -169,6 +198,7 @@ class Watchers:
         for running in self._fetches.values():
             running.cancel()
         self._fetches.clear()
+        self._ready.clear()
         for watcher in self._watchers.values():
             if watcher.task is not None:
                 watcher.task.cancel()
