@@ -140,7 +140,10 @@ class Reader:
         watchers = self.watchers
         if watchers is not None:  # readers at the same position share one read
             fetches = [watchers.fetch(topic, p, o, max_records, max_bytes)
-                       for p, o in self.cursor.positions.items()]  # fmt: skip
+                       for p, o in self.cursor.positions.items()
+                       if not watchers.at_end(topic, p, o)]  # fmt: skip
+            if not fetches:
+                return []
         else:
             fetches = [self.log.fetch(topic, p, o, max_records=max_records, max_bytes=max_bytes)
                        for p, o in self.cursor.positions.items()]  # fmt: skip

@@ -10,7 +10,8 @@ empty fetch and its wait is never missed. Idle watchers (no waiter for ``idle_se
 thousands of readers at the same position, the log is read once and they all get that result.
 Live tails are the usual case, so when the end moves the watcher itself reads the records past
 the old end (with the readers' last fetch size) before waking anyone: readers at that position
-then get the result without a wait, a task or a shared future each.
+then get the result without a wait, a task or a shared future each, and once served, skip
+the read at the new end (``at_end``) and wait again.
 """
 
 from __future__ import annotations
@@ -93,6 +94,17 @@ class Watchers:
         # per (topic, partition): the last fetch size asked for, and what the watcher read
         self._sizes: dict[tuple[str, int], tuple[int, int]] = {}
         self._ready: dict[tuple[str, int], tuple[tuple[str, int, int, int, int], FetchResult]] = {}
+
+    def at_end(self, topic: str, partition: int, offset: int) -> bool:
+        """``offset`` is the end a running watcher of the partition knows: nothing to read
+        there until it wakes its waiters (a reader just served goes straight to ``wait``)."""
+        watcher = self._watchers.get((topic, partition))
+        return (
+            watcher is not None
+            and watcher.end == offset
+            and watcher.task is not None
+            and not watcher.task.done()
+        )
 
     async def fetch(
         self, topic: str, partition: int, offset: int, max_records: int, max_bytes: int
