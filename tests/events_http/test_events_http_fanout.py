@@ -141,6 +141,9 @@ def test_a_new_record_reaches_waiting_readers_through_one_read(tmp_path: Any) ->
             assert log.reads == [0]  # the watcher's read, served to all 100 ...
             assert shared_reads == []  # ... as they woke: no shared read task, no future each
             assert all(r.cursor.positions == {0: 1} for r in readers)
+            # served up to the end the watcher knows: the next read waits without reading
+            assert await asyncio.gather(*(r.read(10) for r in readers)) == [[]] * 100
+            assert log.reads == [0]
         finally:
             await watchers.close()
             await real.close()
