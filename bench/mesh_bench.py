@@ -5,10 +5,13 @@
 Part 1 — a ``meshgate cp``, an upstream (nginx, else meshgate's echo upstream) and, per mesh
 (``default`` without mTLS, ``secure`` with a builtin CA), a server-side sidecar (inbound →
 upstream) and a client-side sidecar (outbound → the server sidecar). One fixed-rate open-loop
-generator (``mesh_bench_load``) offers 1,000 rps to the upstream directly and through each
-pair, alternating 1 s slices in the same run; latency counts from the intended send time.
-RSS of every process is read from ``/proc/PID/status`` (VmRSS) idle and, as a maximum,
-during the load.
+generator (``mesh_bench_load``, a process of its own) offers 1,000 rps to the upstream
+directly and through each pair (and, with nginx installed, through two chained nginx
+proxies: what two proxy hops cost on this machine at the least), alternating 1 s slices in
+the same run; latency counts from the intended send time, and the generator's own lateness
+(write time - intended time) is reported beside it.  Memory of every process is read from ``/proc/PID/smaps_rollup`` (RSS,
+PSS, USS) idle and, as a maximum, every 100 ms during the load (by this process, not the
+generator).
 
 Part 2 — a fresh ``meshgate cp`` and N simulated dataplanes (``mesh_bench_dpsim``, real
 ``mgdp/1`` codec, in child processes); once all have ACKed, a MeshTimeout on the whole mesh
@@ -32,17 +35,17 @@ import time
 from pathlib import Path
 from typing import Any
 
-import uvloop
-
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 
+import harness_configs  # noqa: E402
 from harness_procs import Server, StartError, Supervisor, tree_cpu_times  # noqa: E402
-from harness_systems import find_tools, start_upstream  # noqa: E402
+from harness_systems import _start_nginx, find_tools, start_upstream  # noqa: E402
 from mesh_bench_cp import (  # noqa: E402
     ControlPlane,
     api,
     client_ports_to,
+    memory_mb,
     profile_report,
     rss_mb,
     start_control_plane,
@@ -51,7 +54,7 @@ from mesh_bench_cp import (  # noqa: E402
     stop_profiler,
     wait_http_ok,
 )
-from mesh_bench_load import percentiles, run_fixed_rate  # noqa: E402
+from mesh_bench_load import percentiles  # noqa: E402
 
 ECHO = (
     "import asyncio, sys\n"
@@ -72,6 +75,23 @@ def start_any_upstream(supervisor: Supervisor, workdir: Path) -> tuple[Server, s
     port = free_port()
     argv = [sys.executable, "-c", ECHO, str(port)]
     return supervisor.start("upstream", argv, port, workdir), "meshgate demo echo upstream"
+
+
+def start_nginx_pair(supervisor: Supervisor, workdir: Path, upstream_port: int) -> Server | None:
+    """Two chained nginx proxies in front of the upstream (the machine's floor for two hops);
+    returns the first one, None without nginx."""
+    nginx = find_tools(None, None).nginx
+    if nginx is None:
+        return None
+    next_port = upstream_port
+    for name in ("nginx-pair-server", "nginx-pair-client"):
+
+        def conf(prefix: str, port: int, upstream: int = next_port) -> str:
+            return harness_configs.proxy_nginx_conf(prefix, port, upstream, 64)
+
+        server = _start_nginx(supervisor, nginx, name, workdir, [], conf)
+        next_port = server.port
+    return server
 
 
 # ---------------------------------------------------------------- part 1: sidecar pair
@@ -97,42 +117,47 @@ def bench_pair(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         for mode, pair in pairs.items():
             watched[f"{mode}-client-sidecar"] = pair.client.pid
             watched[f"{mode}-server-sidecar"] = pair.server.pid
-        idle = {name: rss_mb(pid) for name, pid in watched.items()}
-        loaded = dict.fromkeys(watched, 0.0)
-
+        idle = {name: memory_mb(pid) for name, pid in watched.items()}
+        loaded = {name: dict.fromkeys(("rss", "pss", "uss"), 0.0) for name in watched}
         links: dict[str, set[int]] = {mode: set() for mode in pairs}
-        ticks = [0]
-
-        def sample() -> None:
-            for name, pid in watched.items():
-                loaded[name] = max(loaded[name], rss_mb(pid))
-            ticks[0] += 1
-            if ticks[0] % 10 == 0:  # reading /proc/net/tcp stalls the generator: once a second
-                for mode, pair in pairs.items():
-                    links[mode] |= client_ports_to(pair.server.port)
-
         targets = {"direct": upstream.port}
         targets.update({mode: pair.outbound_port for mode, pair in pairs.items()})
+        reference = start_nginx_pair(supervisor, workdir, upstream.port)
+        if reference is not None:
+            targets["nginx2"] = reference.port
         cpu_before = {name: sum(tree_cpu_times([pid]).__dict__.values())
                       for name, pid in watched.items()}  # fmt: skip
-        stats = uvloop.run(
-            run_fixed_rate(targets, rate=args.rate, duration_s=args.duration, on_tick=sample)
-        )
+        generator = subprocess.Popen(
+            [sys.executable, str(BENCH / "mesh_bench_load.py"), "--rate", str(args.rate),
+             "--duration", str(args.duration),
+             *(f"--target={name}={port}" for name, port in targets.items())],
+            stdout=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        try:
+            ticks = 0
+            while generator.poll() is None:
+                time.sleep(0.1)
+                for name, pid in watched.items():
+                    for kind, value in memory_mb(pid).items():
+                        loaded[name][kind] = max(loaded[name][kind], value)
+                ticks += 1
+                if ticks % 10 == 0:
+                    for mode, pair in pairs.items():
+                        links[mode] |= client_ports_to(pair.server.port)
+            output, _ = generator.communicate()
+        finally:
+            if generator.poll() is None:
+                generator.kill()
+                generator.wait()
+        if generator.returncode != 0:
+            raise StartError(f"the load generator failed ({generator.returncode})")
+        latency = json.loads(output)
         cpu = {name: sum(tree_cpu_times([pid]).__dict__.values()) - cpu_before[name]
                for name, pid in watched.items()}  # fmt: skip
-        latency = {}
-        for name, target in stats.items():
-            latency[name] = {
-                **percentiles(target.latencies_ms),
-                "requests": len(target.latencies_ms),
-                "errors": target.errors,
-                "dropped": target.dropped,
-                "non_2xx": target.non_2xx,
-                "connections_opened": target.connections_opened,
-            }
         added = {
             mode: {q: _minus(latency[mode][q], latency["direct"][q]) for q in ("p50", "p90", "p99")}
-            for mode in pairs
+            for mode in targets
+            if mode != "direct"
         }
         return {
             "upstream": upstream_kind,
@@ -140,8 +165,8 @@ def bench_pair(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             "seconds_per_target": args.duration,
             "latency_ms": latency,
             "added_ms": added,
-            "rss_idle_mb": idle,
-            "rss_loaded_max_mb": loaded,
+            "memory_idle_mb": idle,
+            "memory_loaded_max_mb": loaded,
             "cpu_s_during_load": cpu,
             "sidecar_to_sidecar_connections_seen": {m: len(p) for m, p in links.items()},
         }
@@ -290,11 +315,18 @@ def print_table(result: dict[str, Any]) -> None:
         for mode, added in pair["added_ms"].items():
             print(f"added by {mode} pair: p50 {_fmt(added['p50'])}  p90 {_fmt(added['p90'])}  "
                   f"p99 {_fmt(added['p99'])}")  # fmt: skip
+        late = {name: row["lateness_ms"] for name, row in pair["latency_ms"].items()}
+        print("generator lateness (write - intended), p50/p99/max: "
+              + ", ".join(f"{name} {_fmt(x['p50'])}/{_fmt(x['p99'])}/{_fmt(x['max'])}"
+                          for name, x in late.items()))  # fmt: skip
         print(f"sidecar→sidecar connections seen (sampled): "
               f"{pair['sidecar_to_sidecar_connections_seen']}")  # fmt: skip
-        print(f"{'process':<22}{'RSS idle MB':>12}{'RSS loaded MB':>14}{'CPU s':>8}")
-        for name, idle in pair["rss_idle_mb"].items():
-            print(f"{name:<22}{idle:>12.1f}{pair['rss_loaded_max_mb'][name]:>14.1f}"
+        print(f"{'process':<22}{'idle MB: RSS':>13}{'PSS':>6}{'USS':>6}"
+              f"{'loaded max: RSS':>17}{'PSS':>6}{'USS':>6}{'CPU s':>8}")  # fmt: skip
+        for name, idle in pair["memory_idle_mb"].items():
+            loaded = pair["memory_loaded_max_mb"][name]
+            print(f"{name:<22}{idle['rss']:>13.1f}{idle['pss']:>6.1f}{idle['uss']:>6.1f}"
+                  f"{loaded['rss']:>17.1f}{loaded['pss']:>6.1f}{loaded['uss']:>6.1f}"
                   f"{pair['cpu_s_during_load'][name]:>8.2f}")  # fmt: skip
     scale = result.get("scale")
     if scale:

@@ -55,6 +55,20 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
+def memory_mb(pid: int) -> dict[str, float]:
+    """RSS, PSS (shared pages divided among their users) and USS (private pages) of ``pid``
+    in MiB, from ``/proc/PID/smaps_rollup`` (zeros when the process is gone)."""
+    fields: dict[str, float] = {}
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()[1:]:
+            name, _, value = line.partition(":")
+            fields[name] = int(value.split()[0]) / 1024
+    except (OSError, ValueError, IndexError):
+        return {"rss": 0.0, "pss": 0.0, "uss": 0.0}
+    uss = fields.get("Private_Clean", 0.0) + fields.get("Private_Dirty", 0.0)
+    return {"rss": fields.get("Rss", 0.0), "pss": fields.get("Pss", 0.0), "uss": uss}
+
+
 def client_ports_to(port: int) -> set[int]:
     """Local ports of the TCP sockets (any state) whose peer is 127.0.0.1:``port``."""
     found = set()

@@ -5,32 +5,29 @@ The Dataplane comes from ``--dataplane FILE.yaml`` (Kuma's Universal shape) or f
 (the sidecar listens on ``address:PORT`` and forwards to the app on
 ``127.0.0.1:SERVICE_PORT``, default ``PORT``), ``--outbound SERVICE:PORT`` (the app calls
 ``127.0.0.1:PORT``).  State (key, last good snapshot, pinned CP) lives in ``--state-dir``.
+
+This command checks all that, makes the key and CSR, then execs the serving process
+(``meshgate.agent.dataplane.launch``), which carries none of the command line's modules.
 """
 
 from __future__ import annotations
 
-import asyncio
-import logging
-import signal
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import typer
-import uvloop
 import yaml
 
-from meshgate.agent.dataplane.client import AgentConfig, DataplaneAgent, Refused
+from meshgate.agent.dataplane.client import AgentConfig
+from meshgate.agent.dataplane.launch import Launch, exec_sidecar
+from meshgate.agent.dataplane.state import StateDir
 from meshgate.agent.logs import configure_logging
-from meshgate.agent.supervisor import InProcessProxy, NodeOptions
 from meshgate.cli.violations import print_violations
 from meshgate.errors import ConfigError, Violation
 from meshgate.policies import parse_resource
-from meshgate.proxy.http.settings import ProxySettings
 from meshgate.resources.mesh.base import PROTOCOL_TAG, SERVICE_TAG
 from meshgate.resources.mesh.dataplane import Dataplane
-
-_log = logging.getLogger("meshgate.dp")
 
 
 def dp(
@@ -73,28 +70,15 @@ def dp(
         ca_file=ca_cert,
         fingerprint=cp_fingerprint,
     )
-    options = NodeOptions(
-        settings=ProxySettings(), log_level=log_level, drain_timeout=drain_timeout
-    )
     try:
-        uvloop.run(_serve(config, options))
-    except Refused as exc:
-        typer.echo(f"the control plane refused this dataplane: {exc}", err=True)
+        StateDir(config.state_dir).csr(str(document["name"]))  # key and CSR, made here once
+    except OSError as exc:
+        typer.echo(f"cannot prepare the state directory {config.state_dir}: {exc}", err=True)
         raise typer.Exit(2) from None
-
-
-async def _serve(config: AgentConfig, options: NodeOptions) -> None:
-    proxy = InProcessProxy(options)
-    agent = DataplaneAgent(config, proxy)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    loop.add_signal_handler(signal.SIGTERM, stop.set)
-    loop.add_signal_handler(signal.SIGINT, stop.set)
-    try:
-        await agent.run(stop)
-    finally:
-        if agent.running is not None:
-            await proxy.stop()
+    launch = Launch(
+        config, log_level=log_level, access_log=access_log == "on", drain_timeout=drain_timeout
+    )
+    exec_sidecar(launch)  # the serving process replaces this one: see agent.dataplane.launch
 
 
 def _dataplane_document(

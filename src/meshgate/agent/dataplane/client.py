@@ -27,7 +27,7 @@ import logging
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from meshgate import snapshot
 from meshgate.agent.dataplane.protocol import (
@@ -38,7 +38,9 @@ from meshgate.agent.dataplane.protocol import (
     message,
 )
 from meshgate.agent.dataplane.state import StateDir, with_local_key
-from meshgate.agent.supervisor import Proxy
+
+if TYPE_CHECKING:
+    from meshgate.agent.supervisor import Proxy
 
 _log = logging.getLogger("meshgate.dataplane")
 
@@ -157,8 +159,10 @@ class DataplaneAgent:
                 data = await asyncio.wait_for(reader.read(1 << 16), 3 * config.ping_interval)
                 if not data:
                     raise ConnectionResetError("the control plane closed the connection")
-                for item in decoder.feed(data):
-                    await self._handle(item, writer)
+                messages = decoder.feed(data)
+                data = b""
+                while messages:  # popped: a pushed snapshot's JSON is freed once applied
+                    await self._handle(messages.pop(0), writer)
         finally:
             self._writer = None
             writer.close()

@@ -1,28 +1,33 @@
-"""A sidecar's state directory: its private key, the last good snapshot, the pinned CP.
+"""A sidecar's state directory: its private key, its CSR, the last good snapshot, the pinned CP.
 
 Files (``--state-dir``):
 
 * ``key.pem`` — the workload private key (mode 0600), made once; only CSRs leave the host;
+* ``csr.json`` — the certificate request for that key (and the key's digest), made once: the
+  control plane only reads the public key from it, so the same request serves every session;
 * ``snapshot.json`` — the last snapshot the proxy ran successfully, as the control plane
   sent it (the workload key is not in it: ``with_local_key`` puts it back on load);
 * ``cp-fingerprint`` — the control plane certificate pinned on first use (``sha256:<hex>``).
 
-Writes go to a temporary file renamed into place, so a crash never leaves half a file.
+Only making a key or a CSR needs the ``cryptography`` package (``keys``); it is imported then
+and not otherwise, so a sidecar whose state directory is ready (``meshgate dp`` prepares it
+before the serving process starts) never loads it.  Writes go to a temporary file renamed
+into place, so a crash never leaves half a file.
 """
 
 from __future__ import annotations
 
-import contextlib
+import hashlib
+import json
 import os
+import ssl
 from pathlib import Path
-
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from meshgate import snapshot
 from meshgate.agent.dataplane.protocol import LOCAL_KEY
+from meshgate.proxy.tls.common import load_pem_pairs
+
+_PEM_KEY_MARKER = "PRIVATE KEY-----"
 
 
 class StateDir:
@@ -32,42 +37,48 @@ class StateDir:
 
     # ---------------------------------------------------------------- key and CSR
 
-    def private_key(self) -> ec.EllipticCurvePrivateKey:
-        """The stored key, or a new one (saved)."""
-        key_path = self.path / "key.pem"
-        with contextlib.suppress(FileNotFoundError, ValueError):
-            loaded = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
-            if isinstance(loaded, ec.EllipticCurvePrivateKey):
-                return loaded
-        key = ec.generate_private_key(ec.SECP256R1())
-        pem = key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-        self._write(key_path, pem, mode=0o600)
-        return key
-
     def key_pem(self) -> str:
-        return (
-            self.private_key()
-            .private_bytes(
-                serialization.Encoding.PEM,
-                serialization.PrivateFormat.PKCS8,
-                serialization.NoEncryption(),
-            )
-            .decode()
-        )
+        """The stored private key (PEM), made and saved first when there is none."""
+        try:
+            text = (self.path / "key.pem").read_text()
+        except (OSError, UnicodeDecodeError):
+            text = ""
+        if _PEM_KEY_MARKER in text:
+            return text
+        return self._new_key()
 
     def csr(self, name: str) -> str:
         """A certificate request for the stored key (the CP decides the SANs)."""
-        key = self.private_key()
-        request = (
-            x509.CertificateSigningRequestBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name[:64])]))
-            .sign(key, hashes.SHA256())
-        )
-        return request.public_bytes(serialization.Encoding.PEM).decode()
+        key_pem = self.key_pem()
+        digest = hashlib.sha256(key_pem.encode()).hexdigest()
+        cached = self._cached_csr()
+        if cached.get("key_sha256") == digest and cached.get("name") == name:
+            return str(cached["csr"])
+        from meshgate.agent.dataplane import keys
+
+        try:
+            request = keys.make_csr(key_pem, name)
+        except ValueError:  # unreadable or not an EC key: replace it, as a missing one
+            key_pem = self._new_key()
+            digest = hashlib.sha256(key_pem.encode()).hexdigest()
+            request = keys.make_csr(key_pem, name)
+        record = {"key_sha256": digest, "name": name, "csr": request}
+        self._write(self.path / "csr.json", json.dumps(record).encode())
+        return request
+
+    def _cached_csr(self) -> dict[str, object]:
+        try:
+            loaded = json.loads((self.path / "csr.json").read_bytes())
+        except (OSError, ValueError):
+            return {}
+        return loaded if isinstance(loaded, dict) and isinstance(loaded.get("csr"), str) else {}
+
+    def _new_key(self) -> str:
+        from meshgate.agent.dataplane import keys
+
+        pem = keys.new_key_pem()
+        self._write(self.path / "key.pem", pem.encode(), mode=0o600)
+        return pem
 
     # ---------------------------------------------------------------- snapshot cache
 
@@ -105,23 +116,21 @@ class StateDir:
 def with_local_key(snap: snapshot.Snapshot, key_pem: str) -> snapshot.Snapshot:
     """``snap`` with the sidecar's key in every certificate the CP left keyless.
 
-    ``ValueError`` when such a certificate was not issued for this key.
+    ``ValueError`` when such a certificate was not issued for this key (OpenSSL, through
+    ``ssl``, checks that the key belongs to the certificate).
     """
     if not any(cert.key == LOCAL_KEY for cert in snap.certificates):
         return snap
-    key = serialization.load_pem_private_key(key_pem.encode(), password=None)
-    ours = key.public_key().public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
     certificates = []
     for cert in snap.certificates:
         if cert.key == LOCAL_KEY:
-            leaf = x509.load_pem_x509_certificate(cert.cert.encode())
-            theirs = leaf.public_key().public_bytes(
-                serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-            )
-            if theirs != ours:
-                raise ValueError(f"certificate {cert.id} was not issued for this sidecar's key")
+            probe = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            try:
+                load_pem_pairs(probe, [(cert.cert, key_pem)], f"certificate {cert.id}")
+            except ValueError:
+                raise ValueError(
+                    f"certificate {cert.id} was not issued for this sidecar's key"
+                ) from None
             cert = cert.model_copy(update={"key": key_pem})
         certificates.append(cert)
     return snap.model_copy(update={"certificates": tuple(certificates)})
