@@ -115,6 +115,24 @@ def test_serving_module_imports_nothing_of_the_command_line() -> None:
     assert forbidden(modules) == []
 
 
+def test_the_serving_entry_keeps_pydantic_plugin_discovery_out() -> None:
+    code = (
+        "import sys\n"
+        "from meshgate.agent.dataplane.start import without_pydantic_plugins\n"
+        "without_pydantic_plugins()\n"
+        "import meshgate.agent.dataplane.serve\n"
+        "from meshgate import snapshot\n"
+        "snapshot.Snapshot.model_validate({'version': 'v1'})\n"
+        "print('\\n'.join(sys.modules))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=30, check=True
+    )
+    modules = done.stdout.split()
+    assert "importlib.metadata" not in modules
+    assert "meshgate.proxy.runtime" in modules
+
+
 def test_meshgate_dp_execs_a_lean_serving_process(tmp_path: Path, app_port: int) -> None:
     api_port, dp_port, inbound_port = free_port(), free_port(), free_port()
     dump = tmp_path / "dump"
@@ -155,7 +173,7 @@ def test_meshgate_dp_execs_a_lean_serving_process(tmp_path: Path, app_port: int)
             assert reply.read() == b"app says hi"
 
         command = Path(f"/proc/{dp.pid}/cmdline").read_bytes().split(b"\0")
-        assert b"meshgate.agent.dataplane.serve" in command  # same PID, serving process now
+        assert b"meshgate.agent.dataplane.start" in command  # same PID, serving process now
         maps = Path(f"/proc/{dp.pid}/maps").read_text()
         assert "uvloop" in maps
         assert "cryptography" not in maps

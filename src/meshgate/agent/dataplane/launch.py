@@ -4,7 +4,8 @@ The command line needs typer, YAML, the resource schemas that validate the Datap
 ``cryptography`` (to make the workload key and CSR) for a moment; the sidecar then serves for
 the life of its workload.  ``exec_sidecar`` writes a ``Launch`` into the state directory and
 replaces the current process (same PID, so signals and process supervisors see one process)
-with ``python -m meshgate.agent.dataplane.serve LAUNCH_FILE``, whose memory holds only what
+with ``python -m meshgate.agent.dataplane.start LAUNCH_FILE`` (``serve`` without pydantic's
+plugin loader), whose memory holds only what
 serving needs (56 → 40 MB RSS in ``bench/mesh_bench.py``).  Unless the environment sets it,
 the new process gets ``PYTHONNODEBUGRANGES=1``: no column tables in code objects it compiles
 (~0.3 MB; tracebacks lose only the ``^^^`` markers).  ``MALLOC_ARENA_MAX`` and
@@ -25,7 +26,7 @@ from typing import Any
 from meshgate.agent.dataplane.client import AgentConfig
 
 LAUNCH_FILE = "launch.json"
-SERVE_MODULE = "meshgate.agent.dataplane.serve"
+SERVE_MODULE = "meshgate.agent.dataplane.start"
 SERVING_ENV = {"PYTHONNODEBUGRANGES": "1"}
 _PATH_FIELDS = ("token_file", "state_dir", "ca_file")
 

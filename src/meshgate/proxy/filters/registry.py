@@ -20,7 +20,6 @@ import importlib
 import types
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from importlib.metadata import entry_points
 from typing import Any
 
 from pydantic import ValidationError
@@ -85,10 +84,14 @@ def spec_from_package(name: str, module_path: str, source: str) -> PluginSpec:
 
 def third_party_plugins() -> dict[str, str]:
     """Name -> entry point value of every installed ``meshgate.plugins`` entry point."""
+    from importlib.metadata import entry_points  # only when looking (its imports weigh ~2 MB)
+
     return {ep.name: ep.value for ep in entry_points(group=ENTRY_POINT_GROUP)}
 
 
 def _load_entry_point(name: str) -> PluginSpec:
+    from importlib.metadata import entry_points
+
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         if ep.name != name:
             continue
