@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from meshgate.events.api import ProduceRecord, RecordMetadata
 from meshgate.events.errors import BrokerUnavailable
@@ -20,6 +23,18 @@ from meshgate.proxy.filters.testing import FakeContext, PhaseResult, arun_phases
 from meshgate.snapshot import Consumer
 
 SECRET = "test-cursor-secret-0123456789"
+
+
+KAFKA_ENV = "MESHGATE_TEST_KAFKA_BOOTSTRAP"
+
+
+def kafka_bootstrap() -> str:
+    """The test broker's address; skips only when the suite runs outside ``make test``
+    (which starts Kafka and sets the variable)."""
+    value = os.environ.get(KAFKA_ENV)
+    if not value:
+        pytest.skip(f'{KAFKA_ENV} is not set; start Kafka: eval "$(bash scripts/services/env.sh)"')
+    return value
 
 
 def embedded(tmp: Path, **extra: Any) -> dict[str, Any]:

@@ -7,13 +7,12 @@ broker (two independent Kafka clients); end to end with two gateways on the real
 from __future__ import annotations
 
 import asyncio
-import os
 import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
-from events_http_kit import close_gateway_logs
+from events_http_kit import close_gateway_logs, kafka_bootstrap
 
 from meshgate.events import open_event_log
 from meshgate.events.api import EventLog
@@ -21,15 +20,6 @@ from meshgate.events.http_api.idempotency import IdempotencyStore, StoredAnswer
 from meshgate.events.http_api.idempotency_shared import SharedIdempotencyStore
 from meshgate.events.http_api.problems import HttpProblem
 from meshgate.proxy.filters.testing_http import live_gateway, plugin, route
-
-KAFKA_ENV = "MESHGATE_TEST_KAFKA_BOOTSTRAP"
-
-
-def _bootstrap() -> str:
-    value = os.environ.get(KAFKA_ENV)
-    if not value:
-        pytest.skip(f'{KAFKA_ENV} is not set; start Kafka: eval "$(bash scripts/services/env.sh)"')
-    return value
 
 
 class Work:
@@ -92,7 +82,7 @@ def test_answers_shared_through_the_embedded_log(tmp_path: Path) -> None:
 
 @pytest.mark.services
 def test_answers_shared_between_two_kafka_clients() -> None:
-    bootstrap = _bootstrap()
+    bootstrap = kafka_bootstrap()
 
     async def scenario() -> None:
         node_a = await open_event_log(f"kafka://{bootstrap}")
@@ -141,7 +131,7 @@ def _close_nodes(*nodes: Any) -> None:
 def test_retry_through_another_gateway(tmp_path: Path, scope: str) -> None:
     """cluster: replayed by the other node, one record. node: the other node produces again
     (the documented per-node limit, here as the control that the cluster case means it)."""
-    bootstrap = _bootstrap()
+    bootstrap = kafka_bootstrap()
     topic = f"orders-{uuid.uuid4().hex[:10]}"
     routes = [route("produce", "/produce", service=None)]
     # the same plugin instance id on both, as the control plane hands it to every node

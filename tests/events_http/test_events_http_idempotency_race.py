@@ -8,19 +8,17 @@ client of the real broker."""
 from __future__ import annotations
 
 import asyncio
-import os
 import uuid
 from pathlib import Path
 
 import pytest
+from events_http_kit import kafka_bootstrap
 
 from meshgate.events import open_event_log
 from meshgate.events.api import EventLog, ProduceRecord
 from meshgate.events.http_api.idempotency import StoredAnswer
 from meshgate.events.http_api.idempotency_shared import SharedIdempotencyStore
 from meshgate.events.http_api.problems import HttpProblem
-
-KAFKA_ENV = "MESHGATE_TEST_KAFKA_BOOTSTRAP"
 
 
 class SlowWork:
@@ -72,9 +70,7 @@ def test_a_key_racing_on_two_nodes_is_produced_once_embedded(tmp_path: Path) -> 
 
 @pytest.mark.services
 def test_a_key_racing_on_two_kafka_clients_is_produced_once() -> None:
-    bootstrap = os.environ.get(KAFKA_ENV)
-    if not bootstrap:
-        pytest.skip(f'{KAFKA_ENV} is not set; start Kafka: eval "$(bash scripts/services/env.sh)"')
+    bootstrap = kafka_bootstrap()
 
     async def scenario() -> None:
         logs = [await open_event_log(f"kafka://{bootstrap}") for _ in range(2)]
