@@ -17,7 +17,9 @@ the ``EmbeddedEventLog`` API in-process for the embedded log.
   records; p50/p99 are per request (per batch for direct).
 * ``direct ... unbounded`` (Kafka only): the producer's best case, records never waited for.
 
-Ratios are gateway / direct at the same concurrency and batch size.
+Ratios are gateway / direct at the same concurrency and batch size. ``gw CPU us/req`` is the
+gateway process's user + system CPU time over the run divided by its requests: on a shared
+machine a steadier figure than requests/s.
 
 SSE fan-out (``--sse N``): N SSE clients (raw asyncio sockets in two client processes) on one
 gateway process's ``kafka-consume`` route, then M records produced one by one; delivery
@@ -120,6 +122,17 @@ class GatewayProcess:
             index += 1
         return found
 
+    def cpu_seconds(self) -> float:
+        """User + system CPU time of the gateway process and its workers so far."""
+        ticks = 0
+        for pid in self.pids():
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                ticks += int(fields[11]) + int(fields[12])
+            except FileNotFoundError:
+                pass
+        return ticks / os.sysconf("SC_CLK_TCK")
+
     def rss_bytes(self) -> int:
         total = 0
         for pid in self.pids():
@@ -177,6 +190,7 @@ class Result:
     p99_ms: float | None
     errors: int = 0
     batch: int = 1
+    cpu_us: float | None = None  # gateway CPU (user + sys) per request
 
 
 def percentile(sorted_values: list[float], fraction: float) -> float:
@@ -274,11 +288,14 @@ def http_cases(gw: GatewayProcess, backend: str, cases: list[HttpCase], concurre
     for case in cases:
         warm_up(base + case.path, case.body, case.content_type, 3 if case.batch > 1 else 20)
     for case in cases:
+        cpu_before = gw.cpu_seconds()
         wrk = wrk_post(base + case.path, case.body, case.content_type, concurrency, duration,
                        workdir)  # fmt: skip
+        requests = wrk.rps * duration
+        cpu_us = (gw.cpu_seconds() - cpu_before) / requests * 1e6 if requests else None
         out.append(Result(case.name, backend, concurrency, wrk.rps * case.batch,
                           wrk.p50_us / 1000, wrk.p99_us / 1000, wrk.non_2xx + wrk.socket_errors,
-                          case.batch))  # fmt: skip
+                          case.batch, cpu_us))  # fmt: skip
     return out
 
 
@@ -376,12 +393,13 @@ def direct_embedded(root: Path, topic: str, value: bytes, window: int, duration:
 
 def print_table(results: list[Result]) -> None:
     print(f"{'case':42} {'backend':9} {'conc':>9} {'batch':>5} {'rec/s':>9} {'p50 ms':>8} "
-          f"{'p99 ms':>8} {'err':>5}")  # fmt: skip
+          f"{'p99 ms':>8} {'err':>5} {'gw CPU us/req':>13}")  # fmt: skip
     for r in results:
         p50 = f"{r.p50_ms:8.2f}" if r.p50_ms is not None else "       -"
         p99 = f"{r.p99_ms:8.2f}" if r.p99_ms is not None else "       -"
+        cpu = f"{r.cpu_us:13.0f}" if r.cpu_us is not None else f"{'-':>13}"
         print(f"{r.name:42} {r.backend:9} {r.concurrency!s:>9} {r.batch:5} "
-              f"{r.records_per_s:9.0f} {p50} {p99} {r.errors:5}")  # fmt: skip
+              f"{r.records_per_s:9.0f} {p50} {p99} {r.errors:5} {cpu}")  # fmt: skip
 
 
 def print_ratios(results: list[Result]) -> list[dict[str, Any]]:

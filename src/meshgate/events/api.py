@@ -20,7 +20,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, NamedTuple, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    import asyncio
 
 Acks = Literal["all", "leader", "none"]
 OffsetReset = Literal["earliest", "latest"]
@@ -29,8 +32,7 @@ Headers = Sequence[tuple[str, bytes]]
 DEFAULT_MAX_RECORD_BYTES = 1024 * 1024
 
 
-@dataclass(frozen=True, slots=True)
-class ProduceRecord:
+class ProduceRecord(NamedTuple):  # a tuple: made per record, a frozen dataclass costs 2-3x
     """One record to write; ``timestamp_ms=None`` means "now" (create time)."""
 
     key: bytes | None = None
@@ -39,8 +41,7 @@ class ProduceRecord:
     timestamp_ms: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class RecordMetadata:
+class RecordMetadata(NamedTuple):  # a tuple, like ProduceRecord
     """Where a produced record was stored (``offset`` is -1 when produced with ``acks="none"``)."""
 
     topic: str
@@ -166,3 +167,27 @@ class EventLog(Protocol):
     ) -> GroupMember: ...
 
     async def close(self) -> None: ...
+
+
+@runtime_checkable
+class ProduceInto(Protocol):
+    """A backend's optional fast path: ``produce`` without a coroutine, task or timer.
+
+    ``produce_into`` checks and queues ``records`` at once and returns True; ``future`` later
+    gets the metadata (input order) once the records are stored with ``acks``, or the
+    ``EventLogError``. It returns False, having done nothing, when it cannot take this call
+    (topic not known yet, records for several partitions, …): use ``produce``. Validation
+    errors (record too large, unknown partition) are raised at once. The log never times the
+    future out — the caller bounds its wait — and leaves a future that is already done (the
+    caller stopped waiting) alone; its records are stored all the same.
+    """
+
+    def produce_into(
+        self,
+        future: asyncio.Future[list[RecordMetadata]],
+        topic: str,
+        records: Sequence[ProduceRecord],
+        *,
+        partition: int | None = None,
+        acks: Acks = "all",
+    ) -> bool: ...

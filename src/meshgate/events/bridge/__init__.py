@@ -12,6 +12,7 @@ there is no supervisor: whoever takes the lock serves, everyone else connects.
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -72,6 +73,17 @@ class ServedEventLog:
         return await self.log.produce(
             topic, records, partition=partition, acks=acks, timeout=timeout
         )
+
+    def produce_into(
+        self,
+        future: asyncio.Future[list[RecordMetadata]],
+        topic: str,
+        records: Sequence[ProduceRecord],
+        *,
+        partition: int | None = None,
+        acks: Acks = "all",
+    ) -> bool:
+        return self.log.produce_into(future, topic, records, partition=partition, acks=acks)
 
     async def fetch(
         self,

@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from meshgate.events.api import TopicInfo
-from meshgate.events.embedded.partition import PartitionSettings, fsync_directory
+from meshgate.events.embedded.partition import PartitionLog, PartitionSettings, fsync_directory
 from meshgate.events.errors import InvalidTopic, LogLocked
 
 TOPICS_FILE = "topics.json"
@@ -61,6 +61,19 @@ def partition_settings(config: Mapping[str, str], default_segment_bytes: int) ->
 
 def partition_directory(root: Path, topic: str, partition: int) -> Path:
     return root / f"{topic}-{partition}"
+
+
+def open_partitions(
+    root: Path, info: TopicInfo, default_segment_bytes: int
+) -> dict[tuple[str, int], PartitionLog]:
+    """Open (recovering, or creating) every partition directory of ``info``."""
+    settings = partition_settings(info.config, default_segment_bytes)
+    return {
+        (info.name, number): PartitionLog.open(
+            partition_directory(root, info.name, number), info.name, number, settings
+        )
+        for number in range(info.partitions)
+    }
 
 
 def load_topics(root: Path) -> dict[str, TopicInfo]:

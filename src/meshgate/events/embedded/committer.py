@@ -1,9 +1,11 @@
 """Group commit for the embedded log: many concurrent produces, one fsync per partition per round.
 
-``enqueue`` queues records for a partition and returns a future. A single flush task runs
-rounds: each round takes everything queued so far, appends it on the writer thread, fsyncs every
-touched partition once, then resolves the futures and wakes long-polling readers. Produces that
-arrive during a round wait for the next one, so under load each fsync covers many produces.
+``enqueue`` queues records for a partition with the future to resolve. A single flush task runs
+rounds: each round takes everything queued so far, appends it on the writer thread (one write
+per touched partition), fsyncs each of them once, then resolves all the round's futures in one
+pass and wakes long-polling readers. Produces that arrive during a round wait for the next one, so under load each fsync
+covers many produces. A future already done when its round ends (the caller stopped waiting) is
+left alone; its records are stored all the same.
 """
 
 from __future__ import annotations
@@ -13,11 +15,12 @@ from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 
+from meshgate.events.api import RecordMetadata
 from meshgate.events.embedded.partition import PartitionLog, PendingRecord
 from meshgate.events.errors import EventLogError
 from meshgate.tasks import spawn
 
-Placed = list[tuple[int, int]]
+Placed = list[RecordMetadata]
 
 
 @dataclass(slots=True)
@@ -37,15 +40,15 @@ class GroupCommitter:
         self._pending: list[_Append] = []
         self._idle: asyncio.Future[None] | None = None
 
-    def enqueue(self, log: PartitionLog, records: list[PendingRecord]) -> asyncio.Future[Placed]:
-        """Future of each record's ``(offset, timestamp_ms)``, set once they are fsynced."""
-        future: asyncio.Future[Placed] = self._loop.create_future()
-        future.add_done_callback(_mark_retrieved)
+    def enqueue(
+        self, log: PartitionLog, records: list[PendingRecord], future: asyncio.Future[Placed]
+    ) -> None:
+        """Queue ``records``; ``future`` gets their metadata once they are fsynced, or the
+        error. Nobody awaiting it (``acks="none"``)? Mark it with ``unwatched``."""
         self._pending.append(_Append(log, records, future))
         if self._idle is None:
             self._idle = self._loop.create_future()
             spawn(self._flush_rounds(), name="eventlog-flush")
-        return future
 
     async def drain(self) -> None:
         """Wait until everything queued so far has been flushed (or failed)."""
@@ -76,15 +79,26 @@ class GroupCommitter:
 
 
 def _write_round(batch: list[_Append]) -> list[Placed | BaseException]:
-    """On the writer thread: append every queued batch, then one fsync per partition."""
-    outcomes: list[Placed | BaseException] = []
-    for append in batch:
-        try:
-            outcomes.append(append.log.append(append.records))
-        except (EventLogError, OSError, ValueError) as exc:
-            outcomes.append(exc)
+    """On the writer thread: append every queued batch (one write per partition), then one
+    fsync per partition."""
+    by_log: dict[int, list[int]] = {}
+    for index, append in enumerate(batch):
+        by_log.setdefault(id(append.log), []).append(index)
+    outcomes: list[Placed | BaseException] = [EventLogError("not written")] * len(batch)
     failed_sync: dict[int, BaseException] = {}
-    for log in {id(a.log): a.log for a in batch}.values():
+    for indexes in by_log.values():
+        log = batch[indexes[0]].log
+        try:
+            placed = log.append_batches([batch[i].records for i in indexes])
+        except (EventLogError, OSError, ValueError) as exc:
+            placed = [exc] * len(indexes)
+        topic, number = log.topic, log.partition
+        for index, one in zip(indexes, placed, strict=True):
+            outcomes[index] = (
+                one
+                if isinstance(one, BaseException)
+                else [RecordMetadata(topic, number, o, t) for o, t in one]
+            )
         try:
             log.sync()
         except (EventLogError, OSError, ValueError) as exc:
@@ -92,7 +106,12 @@ def _write_round(batch: list[_Append]) -> list[Placed | BaseException]:
     return [failed_sync.get(id(a.log), o) for a, o in zip(batch, outcomes, strict=True)]
 
 
+def unwatched(future: asyncio.Future[Placed]) -> asyncio.Future[Placed]:
+    """``future`` marked so that an error nobody awaits (``acks="none"``) is not reported lost."""
+    future.add_done_callback(_mark_retrieved)
+    return future
+
+
 def _mark_retrieved(future: asyncio.Future[Placed]) -> None:
-    # acks="none" callers never await: keep asyncio from reporting the error as lost
     if not future.cancelled():
         future.exception()

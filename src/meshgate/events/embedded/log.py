@@ -36,24 +36,23 @@ from meshgate.events.api import (
     ProduceRecord,
     RecordMetadata,
     TopicInfo,
-    record_size,
 )
 from meshgate.events.embedded import catalog
-from meshgate.events.embedded.committer import GroupCommitter
+from meshgate.events.embedded.committer import GroupCommitter, unwatched
 from meshgate.events.embedded.group_offsets import GroupOffsets
 from meshgate.events.embedded.groups import GroupCoordinator
 from meshgate.events.embedded.partition import PartitionLog
+from meshgate.events.embedded.placement import pending_record, place_records
 from meshgate.events.embedded.wakeups import Wakeups
 from meshgate.events.errors import (
     BrokerUnavailable,
     InvalidTopic,
     OffsetOutOfRange,
-    RecordTooLarge,
     TopicAlreadyExists,
     UnknownPartition,
     UnknownTopic,
 )
-from meshgate.events.partitioner import StickyPartitioner, choose_partitions
+from meshgate.events.partitioner import StickyPartitioner
 from meshgate.tasks import spawn
 
 T = TypeVar("T")
@@ -172,16 +171,7 @@ class EmbeddedEventLog:
         return topics, partitions
 
     def _open_partitions(self, info: TopicInfo) -> Partitions:
-        settings = catalog.partition_settings(info.config, self.segment_bytes)
-        return {
-            (info.name, number): PartitionLog.open(
-                catalog.partition_directory(self.root, info.name, number),
-                info.name,
-                number,
-                settings,
-            )
-            for number in range(info.partitions)
-        }
+        return catalog.open_partitions(self.root, info, self.segment_bytes)
 
     # -- topics ---------------------------------------------------------------------------
 
@@ -272,29 +262,18 @@ class EmbeddedEventLog:
         if self._closed:
             raise BrokerUnavailable("the embedded event log is closed", retry_after=1.0)
         info = await self._topic_for_write(topic)
-        if partition is not None and not 0 <= partition < info.partitions:
-            raise UnknownPartition(topic, partition)
-        limit = int(info.config.get("max.message.bytes", self.max_record_bytes))
-        for record in records:
-            size = record_size(record.key, record.value, record.headers)
-            if size > limit:
-                raise RecordTooLarge(size, limit)
-        chosen = choose_partitions(
-            [r.key for r in records], info.partitions, partition, self._sticky
-        )
+        chosen = self._placement(info, records, partition)
         by_partition: dict[int, list[int]] = {}
         for index, number in enumerate(chosen):
             by_partition.setdefault(number, []).append(index)
-        futures = {
-            number: self._committer.enqueue(
+        futures = {}
+        for number, indexes in by_partition.items():
+            futures[number] = future = unwatched(self._loop.create_future())
+            self._committer.enqueue(
                 self.partition_log(topic, number),
-                [
-                    (records[i].key, records[i].value, records[i].headers, records[i].timestamp_ms)
-                    for i in indexes
-                ],
+                [pending_record(records[i]) for i in indexes],
+                future,
             )
-            for number, indexes in by_partition.items()
-        }
         if acks == "none":
             return [RecordMetadata(topic, number, -1, -1) for number in chosen]
         try:
@@ -306,9 +285,39 @@ class EmbeddedEventLog:
             ) from None
         result: list[RecordMetadata | None] = [None] * len(records)
         for number, indexes in by_partition.items():
-            for index, (offset, timestamp) in zip(indexes, placed[number], strict=True):
-                result[index] = RecordMetadata(topic, number, offset, timestamp)
+            for index, meta in zip(indexes, placed[number], strict=True):
+                result[index] = meta
         return [m for m in result if m is not None]
+
+    def produce_into(
+        self,
+        future: asyncio.Future[list[RecordMetadata]],
+        topic: str,
+        records: Sequence[ProduceRecord],
+        *,
+        partition: int | None = None,
+        acks: Acks = "all",
+    ) -> bool:
+        """``produce`` without a coroutine (``api.ProduceInto``): queue ``records`` for the next
+        group commit and resolve ``future`` once they are fsynced (or with the error). Only for
+        an existing topic, acks other than "none" and records that all go to one partition;
+        False (nothing done) otherwise. The caller bounds the wait."""
+        info = self._topics.get(topic)
+        if info is None or self._closed or acks == "none" or not records:
+            return False
+        chosen = self._placement(info, records, partition)
+        number = chosen[0]
+        if chosen.count(number) != len(chosen):
+            return False
+        self._committer.enqueue(
+            self.partition_log(topic, number), [pending_record(r) for r in records], future
+        )
+        return True
+
+    def _placement(
+        self, info: TopicInfo, records: Sequence[ProduceRecord], partition: int | None
+    ) -> list[int]:
+        return place_records(info, records, partition, self.max_record_bytes, self._sticky)
 
     def _published(self, log: PartitionLog) -> None:
         self._wakeups.wake((log.topic, log.partition))

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import struct
 import threading
 import time
 from collections.abc import Sequence
@@ -36,6 +37,20 @@ class PartitionSettings:
     segment_bytes: int = 64 * 1024 * 1024  # segment.bytes
     retention_bytes: int = -1  # retention.bytes, -1 = unlimited
     retention_ms: int = -1  # retention.ms, -1 = forever
+
+
+_BAD_RECORD = (ValueError, TypeError, AttributeError, OverflowError, struct.error)
+
+
+def _encode(
+    records: Sequence[PendingRecord], first_offset: int, now_ms: int
+) -> list[tuple[bytes, int]]:
+    """Each record's frame and timestamp, offsets from ``first_offset``."""
+    encoded = []
+    for offset, (key, value, headers, timestamp_ms) in enumerate(records, first_offset):
+        ts = now_ms if timestamp_ms is None else timestamp_ms
+        encoded.append((encode_frame(offset, ts, key, value, headers), ts))
+    return encoded
 
 
 class CorruptLog(EventLogError):
@@ -104,33 +119,50 @@ class PartitionLog:
 
     def append(self, records: Sequence[PendingRecord]) -> list[tuple[int, int]]:
         """Write records (not yet durable); returns each one's ``(offset, timestamp_ms)``."""
+        (outcome,) = self.append_batches([records])
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
+
+    def append_batches(
+        self, batches: Sequence[Sequence[PendingRecord]]
+    ) -> list[list[tuple[int, int]] | BaseException]:
+        """``append`` for several produces at once, with one write (a segment roll aside): a
+        batch with a record that cannot be encoded fails alone; a failed write fails the call.
+        The writer thread gives up the GIL for every write and may wait up to the switch
+        interval to get it back from a busy event loop: one write per round, not per produce."""
         if self._failed or not self._segments:
             raise EventLogError(
                 f"{self.topic}[{self.partition}] is {self._failed or 'closed (topic deleted?)'}"
             )
         now_ms = time.time_ns() // 1_000_000
-        placed: list[tuple[int, int]] = []
+        outcomes: list[list[tuple[int, int]] | BaseException] = []
         pending: list[bytes] = []
         frames: list[tuple[int, int, int]] = []
         active = self._segments[-1]
         pending_size = 0
         offset = active.next_offset
-        for key, value, headers, timestamp_ms in records:
-            ts = now_ms if timestamp_ms is None else timestamp_ms
-            frame = encode_frame(offset, ts, key, value, headers)
-            if active.size + pending_size + len(frame) > self.settings.segment_bytes and (
-                active.size + pending_size > 0
-            ):
-                self._write(active, pending, frames)
-                active = self._roll(offset)
-                pending, frames, pending_size = [], [], 0
-            pending.append(frame)
-            frames.append((offset, ts, len(frame)))
-            pending_size += len(frame)
-            placed.append((offset, ts))
-            offset += 1
+        limit = self.settings.segment_bytes
+        for records in batches:
+            try:
+                encoded = _encode(records, offset, now_ms)
+            except _BAD_RECORD as exc:
+                outcomes.append(EventLogError(f"record cannot be stored: {exc!r}"))
+                continue
+            placed: list[tuple[int, int]] = []
+            for frame, ts in encoded:
+                if active.size + pending_size + len(frame) > limit and active.size + pending_size:
+                    self._write(active, pending, frames)
+                    active = self._roll(offset)
+                    pending, frames, pending_size = [], [], 0
+                pending.append(frame)
+                frames.append((offset, ts, len(frame)))
+                pending_size += len(frame)
+                placed.append((offset, ts))
+                offset += 1
+            outcomes.append(placed)
         self._write(active, pending, frames)
-        return placed
+        return outcomes
 
     def _write(
         self, segment: Segment, pending: list[bytes], frames: list[tuple[int, int, int]]

@@ -54,6 +54,10 @@ class TopicAcl:
     def restricts(self, action: Action) -> bool:
         return self._rules[action] is not None
 
+    def guards(self, action: Action) -> bool:
+        """Whether ``action`` is restricted at all (else ``check`` always passes)."""
+        return self._rules[action] is not None
+
     def check(
         self,
         action: Action,

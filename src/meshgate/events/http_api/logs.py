@@ -24,6 +24,7 @@ from meshgate.events.api import (
     FetchResult,
     GroupMember,
     OffsetReset,
+    ProduceInto,
     ProduceRecord,
     RecordMetadata,
     TopicInfo,
@@ -117,6 +118,7 @@ class LazyEventLog:
         self.client_config = dict(client_config)
         self.options = dict(options or {})
         self._log: EventLog | None = None
+        self._fast: ProduceInto | None = None  # the opened log, when it has the fast path
         self._lock: asyncio.Lock | None = None
         self._closed = False
 
@@ -130,7 +132,8 @@ class LazyEventLog:
             self._lock = asyncio.Lock()
         async with self._lock:
             if self._log is None:
-                self._log = await self._open()
+                self._log = log = await self._open()
+                self._fast = log if isinstance(log, ProduceInto) else None
             return self._log
 
     async def _open(self) -> EventLog:
@@ -171,6 +174,22 @@ class LazyEventLog:
     ) -> list[RecordMetadata]:
         log = await self.opened()
         return await log.produce(topic, records, partition=partition, acks=acks, timeout=timeout)
+
+    def produce_into(
+        self,
+        future: asyncio.Future[list[RecordMetadata]],
+        topic: str,
+        records: Sequence[ProduceRecord],
+        *,
+        partition: int | None = None,
+        acks: Acks = "all",
+    ) -> bool:
+        """The opened backend's fast path (``api.ProduceInto``); False before the first
+        ``produce`` opened it, or when the backend has none (the bridge client)."""
+        fast = self._fast
+        if fast is None:
+            return False
+        return fast.produce_into(future, topic, records, partition=partition, acks=acks)
 
     async def fetch(
         self,
@@ -225,7 +244,7 @@ class LazyEventLog:
 
     async def close(self) -> None:
         self._closed = True
-        log, self._log = self._log, None
+        log, self._log, self._fast = self._log, None, None
         if log is not None:
             await log.close()
 

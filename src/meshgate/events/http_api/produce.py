@@ -4,15 +4,32 @@
 requested acks); every failure becomes an ``HttpProblem`` — a record is never reported stored
 when the log did not say so. Waiting is bounded by ``timeout``; the log call itself is not
 cancelled (a durable write in progress finishes), the client just gets 503.
+
+``ProduceWaits.start`` is the per-request fast path for the same thing: the log's
+``produce_into`` (no coroutine, task or timer per request) and one timer for all of a handler's
+waits, which fails a future still pending at its deadline with ``BrokerUnavailable``.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import Sequence
 
-from meshgate.events.api import Acks, EventLog, ProduceRecord, RecordMetadata, record_size
-from meshgate.events.errors import EventLogError, TopicAlreadyExists, UnknownTopic
+from meshgate.events.api import (
+    Acks,
+    EventLog,
+    ProduceInto,
+    ProduceRecord,
+    RecordMetadata,
+    record_size,
+)
+from meshgate.events.errors import (
+    BrokerUnavailable,
+    EventLogError,
+    TopicAlreadyExists,
+    UnknownTopic,
+)
 from meshgate.events.http_api.problems import HttpProblem, problem_for
 from meshgate.events.http_api.settings import BackendFields
 
@@ -75,3 +92,68 @@ async def produce_checked(
         return await _bounded(log, topic, records, partition, acks, timeout)
     except (EventLogError, TimeoutError) as exc:
         raise problem_for(exc) from exc
+
+
+Stored = asyncio.Future[list[RecordMetadata]]
+
+
+class ProduceWaits:
+    """Fast-path produces of one handler and their deadlines (``timeout`` after the start).
+
+    Deadlines come in start order, so they wait in a queue and one timer serves them all.
+    ``fast_log(log)`` is the log as a ``ProduceInto`` when it has the fast path (check once).
+    """
+
+    @staticmethod
+    def fast_log(log: EventLog) -> ProduceInto | None:
+        return log if isinstance(log, ProduceInto) else None
+
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._waits: deque[tuple[float, Stored]] = deque()
+        self._timer: asyncio.TimerHandle | None = None
+
+    def start(
+        self,
+        log: ProduceInto,
+        settings: BackendFields,
+        topic: str,
+        records: Sequence[ProduceRecord],
+        partition: int | None,
+        acks: Acks,
+    ) -> Stored | None:
+        """A future of the records' metadata, or None when the log has no fast path for this
+        call (then use ``produce_checked``). Raises ``HttpProblem`` for what is refused at once."""
+        check_sizes(records, settings.max_record_bytes)
+        loop = self._loop
+        if loop is None:
+            loop = self._loop = asyncio.get_running_loop()
+        future: Stored = loop.create_future()
+        try:
+            if not log.produce_into(future, topic, records, partition=partition, acks=acks):
+                return None
+        except EventLogError as exc:
+            raise problem_for(exc) from exc
+        waits = self._waits
+        while waits and waits[0][1].done():
+            waits.popleft()
+        deadline = loop.time() + self.timeout
+        waits.append((deadline, future))
+        if self._timer is None:
+            self._timer = loop.call_at(deadline, self._expire)
+        return future
+
+    def _expire(self) -> None:
+        self._timer = None
+        assert self._loop is not None
+        now = self._loop.time()
+        waits = self._waits
+        while waits and (waits[0][1].done() or waits[0][0] <= now):
+            _, future = waits.popleft()
+            if not future.done():
+                future.set_exception(BrokerUnavailable(
+                    f"the event log did not acknowledge the records within {self.timeout}s",
+                    retry_after=1.0))  # fmt: skip
+        if waits:
+            self._timer = self._loop.call_at(waits[0][0], self._expire)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import json.encoder
+import re
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, Literal, NamedTuple
@@ -149,7 +150,16 @@ def parse_v2_produce(body: bytes, fmt: EmbeddedFormat) -> list[RestRecord]:
         raise BodyError("records must not be empty", error_code=42202)
     if len(items) > MAX_RECORDS:
         raise BodyError(f"at most {MAX_RECORDS} records per request")
-    return [_v2_record(item, i, fmt) for i, item in enumerate(items)]
+    if fmt != "json":
+        return [_v2_record(item, i, fmt) for i, item in enumerate(items)]
+    records: list[RestRecord] = []
+    for i, item in enumerate(items):
+        value = item.get("value") if type(item) is dict and len(item) == 1 else None
+        if value is not None:  # the common {"value": ...}: nothing else to check
+            records.append(RestRecord(None, compact_json(value).encode()))
+        else:
+            records.append(_v2_record(item, i, fmt))
+    return records
 
 
 _V2_FIELDS = frozenset({"key", "value", "partition", "headers", "timestamp"})
@@ -197,15 +207,16 @@ def v2_response(outcomes: Sequence[V2Outcome]) -> dict[str, Any]:
 # --------------------------------------------------------------------------- v3
 
 
-def _v3_data(item: Any, what: str) -> tuple[bytes | None, str]:
+def _v3_data(item: Any, record: str, field: str) -> tuple[bytes | None, str]:
     if item is None:
         return None, "JSON"
+    what = f"{record}.{field}"
     if not isinstance(item, dict):
         raise BodyError(f"{what} must be an object with type and data")
     kind = item.get("type", "JSON")
-    unknown = set(item) - {"type", "data"}
-    if unknown:
-        raise BodyError(f"{what} has unsupported fields {sorted(unknown)} (no schema registry)")
+    if not item.keys() <= _V3_DATA_FIELDS:
+        unknown = sorted(item.keys() - _V3_DATA_FIELDS)
+        raise BodyError(f"{what} has unsupported fields {unknown} (no schema registry)")
     if not isinstance(kind, str) or kind.upper() not in ("BINARY", "JSON", "STRING"):
         raise BodyError(f"{what}.type must be BINARY, JSON or STRING")
     kind = kind.upper()
@@ -239,6 +250,15 @@ def _timestamp(value: Any, what: str) -> int | None:
     raise BodyError(f"{what} must be epoch milliseconds or an ISO 8601 date-time")
 
 
+_DECODER = json.JSONDecoder()
+_SPACE = re.compile(r"\s*")  # what str.lstrip skips, without copying the rest of the text
+
+
+def _skip_space(text: str, pos: int) -> int:
+    found = _SPACE.match(text, pos)
+    return found.end() if found else pos
+
+
 class V3Record(NamedTuple):
     record: RestRecord
     value_type: str
@@ -251,32 +271,44 @@ def parse_v3_records(body: bytes) -> list[V3Record]:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise BodyError("body is not UTF-8") from exc
-    decoder = json.JSONDecoder()
     docs: list[Any] = []
-    pos = len(text) - len(text.lstrip())
+    pos = _skip_space(text, 0)
     while pos < len(text):
         try:
-            doc, end = decoder.raw_decode(text, pos)
+            doc, end = _DECODER.raw_decode(text, pos)
         except ValueError as exc:
             raise BodyError(f"body is not valid JSON: {exc}") from exc
         docs.append(doc)
         if len(docs) > MAX_RECORDS:
             raise BodyError(f"at most {MAX_RECORDS} records per request")
-        pos = end + len(text[end:]) - len(text[end:].lstrip())
+        pos = _skip_space(text, end)
     if not docs:
         raise BodyError("empty body")
     return [_v3_record(doc, i) for i, doc in enumerate(docs)]
+
+
+_V3_FIELDS = frozenset({"partition_id", "headers", "key", "value", "timestamp"})
+_V3_DATA_FIELDS = frozenset({"type", "data"})
 
 
 def _v3_record(doc: Any, index: int) -> V3Record:
     what = f"record {index}" if index else "record"
     if not isinstance(doc, dict):
         raise BodyError(f"{what} must be a JSON object")
-    unknown = set(doc) - {"partition_id", "headers", "key", "value", "timestamp"}
-    if unknown:
-        raise BodyError(f"{what} has unknown fields {sorted(unknown)}")
-    key, key_type = _v3_data(doc.get("key"), f"{what}.key")
-    value, value_type = _v3_data(doc.get("value"), f"{what}.value")
+    if not doc.keys() <= _V3_FIELDS:
+        raise BodyError(f"{what} has unknown fields {sorted(doc.keys() - _V3_FIELDS)}")
+    value_item = doc.get("value")
+    if (
+        len(doc) == 1
+        and type(value_item) is dict
+        and len(value_item) == 2
+        and value_item.get("type") == "JSON"
+        and "data" in value_item
+    ):  # the common {"value": {"type": "JSON", "data": ...}}: nothing else to check
+        text = compact_json(value_item["data"]).encode()
+        return V3Record(RestRecord(None, text), "JSON", "JSON")
+    key, key_type = _v3_data(doc.get("key"), what, "key")
+    value, value_type = _v3_data(value_item, what, "value")
     rec = RestRecord(
         key=key,
         value=value,
@@ -311,6 +343,16 @@ def v3_error(status: int, message: str) -> dict[str, Any]:
 
 
 def iso_time(timestamp_ms: int) -> str:
-    """``2021-02-05T19:14:42.123Z`` for epoch milliseconds."""
+    """``2021-02-05T19:14:42.123Z`` for epoch milliseconds (the last one is remembered: the
+    records of one batch mostly share their millisecond)."""
+    global _last_iso
+    stamp, text = _last_iso
+    if stamp == timestamp_ms:
+        return text
     moment = datetime.fromtimestamp(timestamp_ms / 1000, tz=UTC)
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    text = moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    _last_iso = (timestamp_ms, text)
+    return text
+
+
+_last_iso: tuple[int | None, str] = (None, "")

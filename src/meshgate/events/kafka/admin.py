@@ -58,6 +58,13 @@ class TopicAdmin:
         except KafkaException as exc:
             raise map_error(exc, topic=topic or "") from None
 
+    def cached_partition_count(self, topic: str) -> int | None:
+        """Partitions of ``topic`` if known and fresh, else None (no request made)."""
+        cached = self._partition_counts.get(topic)
+        if cached is not None and cached[1] > time.monotonic():
+            return cached[0]
+        return None
+
     async def partition_count(self, topic: str) -> int:
         """Partitions of ``topic`` (cached); ``UnknownTopic`` when it does not exist."""
         cached = self._partition_counts.get(topic)

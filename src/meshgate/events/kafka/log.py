@@ -190,6 +190,34 @@ class KafkaEventLog:
             )
         return result
 
+    def produce_into(
+        self,
+        future: asyncio.Future[list[RecordMetadata]],
+        topic: str,
+        records: Sequence[ProduceRecord],
+        *,
+        partition: int | None = None,
+        acks: Acks = "all",
+    ) -> bool:
+        """``produce`` without a coroutine (``api.ProduceInto``): enqueue into librdkafka now,
+        ``future`` settles from the delivery reports. Only while the topic's partition count
+        is cached and when every record goes to one partition; False (nothing done) else."""
+        partitions = None if self._closed else self._admin.cached_partition_count(topic)
+        if partitions is None or not records:
+            return False
+        if partition is not None and not 0 <= partition < partitions:
+            raise UnknownPartition(topic, partition)
+        for r in records:
+            size = record_size(r.key, r.value, r.headers)
+            if size > self.max_record_bytes:
+                raise RecordTooLarge(size, self.max_record_bytes)
+        chosen = choose_partitions([r.key for r in records], partitions, partition, self._sticky)
+        number = chosen[0]
+        if chosen.count(number) != len(chosen):
+            return False
+        self._producer(acks).send_batch(future, topic, number, records, self.max_record_bytes)
+        return True
+
     async def fetch(
         self,
         topic: str,

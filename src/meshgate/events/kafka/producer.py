@@ -7,6 +7,9 @@ itself, and so is ``Producer.poll(0)``, which runs the delivery callbacks: every
 delivery and wake it with ``call_soon_threadsafe`` — at 50 concurrent produces that
 hand-off, not Kafka, set the pace.  ``close`` flushes on whatever thread calls it; delivery
 reports that arrive there reach the loop thread-safely.
+
+``send_batch`` is the lighter form for records bound for one partition: one callable and one
+future for the whole batch (librdkafka reports a partition's records in produce order).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from typing import Any, NamedTuple
 
 from confluent_kafka import KafkaException, Producer
 
+from meshgate.events.api import ProduceRecord, RecordMetadata
 from meshgate.events.errors import BrokerUnavailable
 from meshgate.events.kafka.errors import map_error
 
@@ -116,6 +120,37 @@ class AsyncProducer:
         self._poll_soon()
         return future
 
+    def send_batch(
+        self,
+        future: asyncio.Future[list[RecordMetadata]],
+        topic: str,
+        partition: int,
+        records: Sequence[ProduceRecord],
+        max_record_bytes: int,
+    ) -> None:
+        """Enqueue ``records`` for ``partition``; ``future`` gets their metadata in order once
+        every one is delivered, or the first record's error (mapped). A ``future`` already
+        done then is left alone. Raises (``BrokerUnavailable`` when librdkafka's queue is
+        full) if a record cannot be enqueued; records enqueued before it are still sent."""
+        report = _BatchReport(self, future, topic, len(records), max_record_bytes)
+        produce = self._producer.produce
+        try:
+            for record in records:
+                if record.headers or record.timestamp_ms is not None:
+                    produce(topic, record.value, record.key, partition, report.on_delivery,
+                            **_extras(record))  # fmt: skip
+                else:
+                    produce(topic, record.value, record.key, partition, report.on_delivery)
+                self._in_flight += 1
+        except BufferError:
+            report.abandon()
+            raise BrokerUnavailable("kafka producer queue is full", retry_after=1.0) from None
+        except KafkaException as exc:
+            report.abandon()
+            raise map_error(exc, topic=topic, partition=partition) from None
+        finally:
+            self._poll_soon()
+
     def list_topics(self, topic: str | None, timeout: float) -> Any:
         """Cluster metadata (blocking: call it off the event loop)."""
         return self._producer.list_topics(topic, timeout=timeout)
@@ -136,3 +171,78 @@ class AsyncProducer:
 def _settle(future: asyncio.Future[Delivery], outcome: Delivery) -> None:
     if not future.done():
         future.set_result(outcome)
+
+
+def _extras(record: ProduceRecord) -> dict[str, Any]:
+    extra: dict[str, Any] = {}
+    if record.headers:
+        extra["headers"] = list(record.headers)
+    if record.timestamp_ms is not None:
+        extra["timestamp"] = record.timestamp_ms
+    return extra
+
+
+class _BatchReport:
+    """Collects the delivery reports of one ``send_batch`` and settles its future once."""
+
+    __slots__ = ("_limit", "_producer", "error", "future", "placed", "topic", "waiting")
+
+    def __init__(
+        self,
+        producer: AsyncProducer,
+        future: asyncio.Future[list[RecordMetadata]],
+        topic: str,
+        count: int,
+        limit: int,
+    ) -> None:
+        self._producer = producer
+        self.future = future
+        self.topic = topic
+        self.waiting = count
+        self.placed: list[RecordMetadata] = []
+        self.error: BaseException | None = None
+        self._limit = limit
+
+    def on_delivery(self, error: Any, message: Any) -> None:
+        producer = self._producer
+        producer._in_flight -= 1
+        if error is not None:
+            if self.error is None:
+                size = len(message.value() or b"") + len(message.key() or b"")
+                self.error = map_error(error, topic=self.topic, partition=message.partition(),
+                                       size=size, limit=self._limit)  # fmt: skip
+        else:
+            offset = message.offset()  # None or negative with acks=0: not known
+            self.placed.append(RecordMetadata(
+                self.topic, message.partition(), offset if offset is not None and offset >= 0
+                else -1, message.timestamp()[1]))  # fmt: skip
+        self.waiting -= 1
+        if self.waiting:
+            return
+        if threading.get_ident() == producer._loop_thread:
+            self.settle()
+            return
+        try:
+            producer._loop.call_soon_threadsafe(self.settle)
+        except RuntimeError:
+            pass  # the loop is gone; nobody is waiting any more
+
+    def abandon(self) -> None:
+        """Enqueueing failed part-way: reports still due must not settle the future."""
+        self.waiting = -1
+
+    def settle(self) -> None:
+        future = self.future
+        if future.done():
+            return
+        if self.error is not None:
+            future.set_exception(self.error)
+            return
+        placed = self.placed
+        if len(placed) > 1:  # reports come in produce order; offsets say so for certain
+            placed.sort(key=_offset_of)
+        future.set_result(placed)
+
+
+def _offset_of(meta: RecordMetadata) -> int:
+    return meta.offset

@@ -26,7 +26,14 @@ from meshgate.events.http_api import rest_bodies as rest
 from meshgate.events.http_api.acl import TopicAcl, acl_groups
 from meshgate.events.http_api.logs import event_log_for
 from meshgate.events.http_api.problems import HttpProblem, problem_for
-from meshgate.events.http_api.produce import KONG_ACKS, check_sizes, produce_checked
+from meshgate.events.http_api.produce import (
+    KONG_ACKS,
+    ProduceWaits,
+    Stored,
+    check_sizes,
+    produce_checked,
+)
+from meshgate.events.http_api.rest_answers import V3Reports, v2_stored
 from meshgate.events.http_api.support import shared_groups
 from meshgate.proxy.filters.api import CompileEnv, PluginHandler, RequestContext
 from meshgate.snapshot import PluginInstance
@@ -65,6 +72,9 @@ class Handler(PluginHandler):
         self.timeout = config.producer_request_timeout / 1000
         self.allowed = set(config.allowed_topics) if config.allowed_topics is not None else None
         self.acl = TopicAcl(config.acl, acl_groups(env.credentials("acls")))
+        self.fast_log = ProduceWaits.fast_log(self.event_log)
+        self.waits = ProduceWaits(self.timeout)
+        self.reports = V3Reports(config.cluster_id)
 
     def access(self, ctx: RequestContext) -> Any:
         return self._handle(ctx)
@@ -110,7 +120,7 @@ class Handler(PluginHandler):
                 rest.RestRecord(r.key, r.value, int(partition), r.headers, r.timestamp_ms)
                 for r in records
             ]
-        return 200, json.dumps(await self._v2(topic, records)).encode(), JSON_V2
+        return 200, await self._v2(topic, records), JSON_V2
 
     async def _call(self, awaitable: Any) -> Any:
         try:
@@ -130,6 +140,22 @@ class Handler(PluginHandler):
             ],
         }  # fmt: skip
         return 200, json.dumps(doc).encode(), JSON_V2
+
+    def _start(
+        self, topic: str, records: list[rest.RestRecord], produced: list[ProduceRecord]
+    ) -> Stored | None:
+        """The fast path (one wait for all) when every record goes to the same partition
+        field and the log takes them at once; None: produce by partition."""
+        partition = records[0].partition
+        if self.fast_log is None or any(r.partition != partition for r in records):
+            return None
+        return self.waits.start(self.fast_log, self.conf, topic, produced, partition, self.acks)
+
+    async def _stored(self, stored: Stored) -> list[RecordMetadata]:
+        try:
+            return await stored
+        except EventLogError as exc:
+            raise problem_for(exc) from exc
 
     async def _produce(self, topic: str, records: list[ProduceRecord],
                        partition: int | None) -> list[RecordMetadata]:  # fmt: skip
@@ -154,9 +180,12 @@ class Handler(PluginHandler):
         )  # fmt: skip
         return batches, results
 
-    async def _v2(self, topic: str, records: list[rest.RestRecord]) -> dict[str, Any]:
+    async def _v2(self, topic: str, records: list[rest.RestRecord]) -> bytes:
         produced = [ProduceRecord(r.key, r.value, r.headers, r.timestamp_ms) for r in records]
         check_sizes(produced, self.conf.max_record_bytes)
+        stored = self._start(topic, records, produced)
+        if stored is not None:  # one batch: its failure is the answer's status
+            return v2_stored(await self._stored(stored))
         batches, results = await self._produce_by_partition(topic, records, produced)
         outcomes: list[rest.V2Outcome] = [rest.V2Outcome()] * len(records)
         problems: list[HttpProblem] = []
@@ -173,16 +202,19 @@ class Handler(PluginHandler):
                     outcomes[i] = rest.V2Outcome(metadata=meta)
         if len(problems) == len(batches):
             raise problems[0]
-        return rest.v2_response(outcomes)
+        return json.dumps(rest.v2_response(outcomes)).encode()
 
     async def _v3(self, topic: str, body: bytes) -> tuple[int, bytes, str]:
         parsed = rest.parse_v3_records(body)
         produced = [ProduceRecord(p.record.key, p.record.value, p.record.headers,
                                   p.record.timestamp_ms) for p in parsed]  # fmt: skip
         if len(parsed) == 1:
-            meta = (await self._produce(topic, produced, parsed[0].record.partition))[0]
-            report = rest.v3_report(meta, parsed[0], self.conf.cluster_id)
-            return 200, json.dumps(report).encode(), JSON
+            stored = self._start(topic, [parsed[0].record], produced)
+            if stored is not None:
+                meta = (await self._stored(stored))[0]
+            else:
+                meta = (await self._produce(topic, produced, parsed[0].record.partition))[0]
+            return 200, self.reports.report(meta, parsed[0]), JSON
         # streaming mode: one report per record, in order; a too-large record fails alone
         reports: list[dict[str, Any]] = [{}] * len(parsed)
         sendable: list[int] = []
@@ -192,6 +224,20 @@ class Handler(PluginHandler):
                 sendable.append(index)
             except HttpProblem as problem:
                 reports[index] = rest.v3_error(problem.status, problem.message)
+        if len(sendable) == len(parsed):
+            stored = self._start(topic, [p.record for p in parsed], produced)
+            if stored is not None:  # one batch: its failure is every record's report
+                try:
+                    metas = await self._stored(stored)
+                except HttpProblem as problem:
+                    error = rest.v3_error(problem.status, problem.message)
+                    return 200, b"".join(json.dumps(error).encode() for _ in parsed), JSON
+                report = self.reports.report
+                return (
+                    200,
+                    b"".join([report(m, i) for m, i in zip(metas, parsed, strict=True)]),
+                    JSON,
+                )
         batches, results = await self._produce_by_partition(
             topic, [parsed[i].record for i in sendable], [produced[i] for i in sendable]
         )

@@ -20,10 +20,12 @@ import json
 import logging
 import re
 import uuid
+from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
 
 from meshgate.events.api import ConsumedRecord, ProduceRecord, RecordMetadata
+from meshgate.events.errors import EventLogError
 from meshgate.events.http_api import cloudevents
 from meshgate.events.http_api.acl import TopicAcl, acl_groups
 from meshgate.events.http_api.cursor import CursorError
@@ -32,8 +34,14 @@ from meshgate.events.http_api.idempotency import IdempotencyStore, StoredAnswer,
 from meshgate.events.http_api.idempotency_shared import SharedIdempotencyStore
 from meshgate.events.http_api.logs import embedded_path, event_log_for, runtime_dir
 from meshgate.events.http_api.params import first
-from meshgate.events.http_api.problems import HttpProblem, unavailable
-from meshgate.events.http_api.produce import KONG_ACKS, check_sizes, produce_checked
+from meshgate.events.http_api.problems import HttpProblem, problem_for, unavailable
+from meshgate.events.http_api.produce import (
+    KONG_ACKS,
+    ProduceWaits,
+    Stored,
+    check_sizes,
+    produce_checked,
+)
 from meshgate.events.http_api.replies import ReplyRouter, header_value
 from meshgate.events.http_api.support import answer, cursor_codec, record_headers, shared_groups
 from meshgate.proxy.filters.api import CompileEnv, PluginHandler, RequestContext
@@ -45,6 +53,8 @@ _log = logging.getLogger("meshgate.plugins.kafka-upstream")
 _REPLY_PATH = re.compile(r"/replies/([0-9a-f]{32}\.[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+)$")
 _PREFER_WAIT = re.compile(r"(?:^|[,;\s])wait=(\d+)")
 JSON = "application/json; charset=utf-8"
+_JSON_HEADERS = {"Content-Type": JSON}
+_SENT = b'{"message":"message sent","topic":%b,"partition":%d,"offset":%d,"timestamp":%d}'
 
 
 def _json(status: int, body: Any, **headers: str) -> StoredAnswer:
@@ -96,28 +106,55 @@ class Handler(PluginHandler):
             )
             self.codec = cursor_codec(config.cursor_secret)
         self._in_flight = 0
+        sync = self.replies is None and not config.producer_async
+        self.fast_log = ProduceWaits.fast_log(self.event_log) if sync else None
+        self.waits = ProduceWaits(self.timeout)
+        self._topic_json: dict[str, bytes] = {}
 
     def access(self, ctx: RequestContext) -> Any:
-        return self._handle(ctx)
-
-    async def _handle(self, ctx: RequestContext) -> None:
+        if self.replies is not None and ctx.method == "GET":
+            match = _REPLY_PATH.search(ctx.path)
+            if match:
+                return self._answer(ctx, self._poll(ctx, match.group(1)))
         try:
-            answer_ = await self._serve(ctx)
+            topics = self._topics(ctx)
+            if self.acl.guards("produce"):
+                for topic in topics:
+                    self.acl.check("produce", topic, ctx.consumer, shared_groups(ctx.shared))
+            body = ctx.raw_body(self.body_limit)
+            record = self._record(ctx, body)
+            key = ctx.header(self.conf.idempotency_header) if self.idempotency else None
+            if key is None and self.fast_log is not None and len(topics) == 1:
+                stored = self.waits.start(self.fast_log, self.conf, topics[0], [record],
+                                          self.conf.partition, self.acks)  # fmt: skip
+                if stored is not None:
+                    return self._sent(ctx, stored)
+        except HttpProblem as problem:
+            answer(ctx, self._shaped(problem))
+        return self._answer(ctx, self._serve(ctx, topics, body, record, key))
+
+    async def _sent(self, ctx: RequestContext, stored: Stored) -> None:
+        """The fast path's answer: 200 once the log stored the record."""
+        try:
+            meta = (await stored)[0]
+        except EventLogError as exc:
+            answer(ctx, self._shaped(problem_for(exc)))
+        topic = self._topic_json.get(meta.topic)
+        if topic is None:
+            topic = self._topic_json[meta.topic] = json.dumps(meta.topic).encode()
+        ctx.exit(200, _SENT % (topic, meta.partition, meta.offset, meta.timestamp), _JSON_HEADERS)
+
+    async def _answer(self, ctx: RequestContext, serving: Awaitable[StoredAnswer]) -> None:
+        try:
+            answer_ = await serving
         except HttpProblem as problem:
             answer(ctx, problem)
         ctx.exit(answer_.status, answer_.body, dict(answer_.headers))
 
-    async def _serve(self, ctx: RequestContext) -> StoredAnswer:
-        if self.replies is not None and ctx.method == "GET":
-            match = _REPLY_PATH.search(ctx.path)
-            if match:
-                return await self._poll(ctx, match.group(1))
-        topics = self._topics(ctx)
-        for topic in topics:
-            self.acl.check("produce", topic, ctx.consumer, shared_groups(ctx.shared))
-        body = ctx.raw_body(self.body_limit)
-        record = self._record(ctx, body)
-        key = ctx.header(self.conf.idempotency_header)
+    async def _serve(
+        self, ctx: RequestContext, topics: list[str], body: bytes, record: ProduceRecord,
+        key: str | None,
+    ) -> StoredAnswer:  # fmt: skip
         if key is None or self.idempotency is None:
             return await self._produce(ctx, topics, record)
         consumer = ctx.consumer.id if ctx.consumer is not None else ""
@@ -170,7 +207,8 @@ class Handler(PluginHandler):
             except EnvelopeError as exc:
                 raise _bad(str(exc)) from exc
             out_headers = []
-        out_headers += record_headers(headers, conf.record_headers)
+        if conf.record_headers:
+            out_headers += record_headers(headers, conf.record_headers)
         explicit = None
         if conf.key_query_arg:
             explicit = first(ctx.query().get(conf.key_query_arg))
@@ -230,11 +268,15 @@ class Handler(PluginHandler):
                                           partition=self.conf.partition, acks=self.acks,
                                           timeout=self.timeout)  # fmt: skip
         except HttpProblem as problem:
-            if self.conf.error_handling.get("return_error_message") or problem.status != 502:
-                raise
-            raise problem.with_body({"message": "Bad Gateway",
-                                     "error": "could not send message to topic"}) from None  # fmt: skip
+            raise self._shaped(problem) from None
         return metas[0]
+
+    def _shaped(self, problem: HttpProblem) -> HttpProblem:
+        """Kong's body for a failed send (502) unless ``return_error_message``."""
+        if self.conf.error_handling.get("return_error_message") or problem.status != 502:
+            return problem
+        return problem.with_body({"message": "Bad Gateway",
+                                  "error": "could not send message to topic"})  # fmt: skip
 
     def _produce_later(self, topics: list[str], record: ProduceRecord) -> StoredAnswer:
         check_sizes([record], self.conf.max_record_bytes)
