@@ -2,7 +2,8 @@
 
 Produce (same run, same broker/log, one case after the other), every record value a compact
 JSON object of exactly ``--record-bytes`` (default 1024): wrk with a Lua POST script against a
-``meshgate run`` process (one worker), and as the baseline a direct client with the same acks:
+``meshgate run`` process (one worker; ``--workers 1,2`` runs one gateway per count side by
+side, each with its own embedded log), and as the baseline a direct client with the same acks:
 confluent-kafka ``Producer`` (idempotent, acks all, linger.ms 2 like the gateway's) for Kafka,
 the ``EmbeddedEventLog`` API in-process for the embedded log.
 
@@ -86,9 +87,10 @@ def raise_fd_limit() -> int:
 
 
 class GatewayProcess:
-    """``meshgate run -c <yaml>`` with one worker, access log off; stopped by PID."""
+    """``meshgate run -c <yaml>`` with ``workers`` workers, access log off; stopped by PID."""
 
-    def __init__(self, config_yaml: str, workdir: Path) -> None:
+    def __init__(self, config_yaml: str, workdir: Path, workers: int = 1) -> None:
+        self.workers = workers
         self.port = free_port()
         config = workdir / f"gateway-{self.port}.yaml"
         config.write_text(config_yaml)
@@ -96,10 +98,10 @@ class GatewayProcess:
         self._log = open(self.log_path, "w")  # noqa: SIM115
         self.proc = subprocess.Popen(
             [PYTHON, "-m", "meshgate.cli.main", "run", "-c", str(config),
-             "--proxy-listen", f"127.0.0.1:{self.port}", "--workers", "1",
+             "--proxy-listen", f"127.0.0.1:{self.port}", "--workers", str(workers),
              "--access-log", "off", "--admin-listen", "off", "--log-level", "warning"],
             stdout=self._log, stderr=subprocess.STDOUT, cwd=workdir,
-            env={**os.environ, "MESHGATE_RUNTIME_DIR": str(workdir / "runtime")},
+            env={**os.environ, "MESHGATE_RUNTIME_DIR": str(workdir / f"runtime-{self.port}")},
         )  # fmt: skip
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -284,6 +286,7 @@ def http_case_set(topic: str, record_bytes: int, batch: int) -> dict[str, list[H
 def http_cases(gw: GatewayProcess, backend: str, cases: list[HttpCase], concurrency: int,
                duration: int, workdir: Path) -> list[Result]:  # fmt: skip
     base = f"http://127.0.0.1:{gw.port}/{backend}"
+    tag = "" if gw.workers == 1 else f" ({gw.workers} workers)"
     out = []
     for case in cases:
         warm_up(base + case.path, case.body, case.content_type, 3 if case.batch > 1 else 20)
@@ -293,7 +296,7 @@ def http_cases(gw: GatewayProcess, backend: str, cases: list[HttpCase], concurre
                        workdir)  # fmt: skip
         requests = wrk.rps * duration
         cpu_us = (gw.cpu_seconds() - cpu_before) / requests * 1e6 if requests else None
-        out.append(Result(case.name, backend, concurrency, wrk.rps * case.batch,
+        out.append(Result(case.name + tag, backend, concurrency, wrk.rps * case.batch,
                           wrk.p50_us / 1000, wrk.p99_us / 1000, wrk.non_2xx + wrk.socket_errors,
                           case.batch, cpu_us))  # fmt: skip
     return out
@@ -432,20 +435,24 @@ def produce_bench(options: argparse.Namespace, workdir: Path) -> list[Result]:
     run_id = uuid.uuid4().hex[:8]
     backends = ["embedded"] + ([] if options.bootstrap is None else ["kafka"])
     topics = {b: f"bench-{b}-{run_id}" for b in backends}
-    gateway_dir = workdir / "gateway-log"
-    commons = {b: backend_config(b, gateway_dir, options.bootstrap) for b in backends}
     value = compact(record_object(options.record_bytes)).encode()
     plan = (("single", 1, 1), ("single", 50, 1), ("batched", 1, options.batch),
             ("batched", 8, options.batch))  # fmt: skip
     results: list[Result] = []
-    gw = GatewayProcess(produce_gateway_yaml(commons, topics), workdir)
+    gateways: list[GatewayProcess] = []
     try:
+        for workers in options.workers:  # each gateway its own embedded log
+            log_dir = workdir / f"gateway-log-{workers}"
+            commons = {b: backend_config(b, log_dir, options.bootstrap) for b in backends}
+            gateways.append(GatewayProcess(produce_gateway_yaml(commons, topics), workdir,
+                                           workers))  # fmt: skip
         for backend in backends:
             cases = http_case_set(topics[backend], options.record_bytes, options.batch)
             for kind, concurrency, batch in plan:
                 print(f"... {backend} {kind} c={concurrency}", file=sys.stderr, flush=True)
-                results += http_cases(gw, backend, cases[kind], concurrency, options.duration,
-                                      workdir)  # fmt: skip
+                for gw in gateways:
+                    results += http_cases(gw, backend, cases[kind], concurrency,
+                                          options.duration, workdir)  # fmt: skip
                 if backend == "kafka":
                     results.append(direct_kafka(options.bootstrap, topics[backend] + "-direct",
                                                 value, concurrency, options.duration, batch))  # fmt: skip
@@ -456,7 +463,8 @@ def produce_bench(options: argparse.Namespace, workdir: Path) -> list[Result]:
             results.append(direct_kafka(options.bootstrap, topics["kafka"] + "-direct", value,
                                         None, options.duration))  # fmt: skip
     finally:
-        gw.stop()
+        for gw in gateways:
+            gw.stop()
     return results
 
 
@@ -467,6 +475,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="record value size (compact JSON)")  # fmt: skip
     parser.add_argument("--batch", type=int, default=100, help="records per batched request")
     parser.add_argument("--bootstrap", default=os.environ.get("MESHGATE_TEST_KAFKA_BOOTSTRAP"))
+    parser.add_argument("--workers", type=lambda text: [int(n) for n in text.split(",")],
+                        default=[1], help="gateway worker counts to run side by side: 1,2")  # fmt: skip
     parser.add_argument("--no-kafka", action="store_true", help="embedded log only")
     parser.add_argument("--no-produce", action="store_true", help="skip the produce cases")
     parser.add_argument("--sse", type=int, default=10_000, help="SSE clients (0: skip)")
