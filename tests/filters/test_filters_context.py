@@ -30,6 +30,18 @@ def test_reads_are_decoded_lazily_and_case_insensitive() -> None:
     assert ctx.client_ip == "10.1.2.3"
 
 
+def test_header_before_any_table_reads_the_raw_head_like_the_table() -> None:
+    pairs = [("X-Multi", "1 "), ("x-multi", "2"), ("Content-Type", "text/plain"), ("E", "")]
+    fresh = FakeContext("GET", "/", headers=pairs)
+    tabled = FakeContext("GET", "/", headers=pairs)
+    tabled.headers()  # builds the table: header() then answers from it
+    for name in ("x-multi", "X-MULTI", "content-type", "e", "missing", "X-Mültí"):
+        assert fresh.header(name) == tabled.header(name)
+    assert fresh.header("X-Multi") == "1"
+    assert fresh.header("e") == ""
+    assert fresh.header("missing") is None
+
+
 def test_request_setters_are_visible_to_later_reads() -> None:
     ctx = FakeContext("GET", "/p?a=1", headers={"X-A": "1"})
     ctx.set_header("X-A", "2")

@@ -20,8 +20,9 @@ import json
 import logging
 import re
 import uuid
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Mapping, Sequence
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from meshgate.events.api import ConsumedRecord, ProduceRecord, RecordMetadata
@@ -54,6 +55,7 @@ _REPLY_PATH = re.compile(r"/replies/([0-9a-f]{32}\.[A-Za-z0-9_\-]+\.[A-Za-z0-9_\
 _PREFER_WAIT = re.compile(r"(?:^|[,;\s])wait=(\d+)")
 JSON = "application/json; charset=utf-8"
 _JSON_HEADERS = {"Content-Type": JSON}
+_NO_HEADERS: Mapping[str, Sequence[str]] = MappingProxyType({})
 _SENT = b'{"message":"message sent","topic":%b,"partition":%d,"offset":%d,"timestamp":%d}'
 
 
@@ -180,7 +182,8 @@ class Handler(PluginHandler):
 
     def _record(self, ctx: RequestContext, body: bytes) -> ProduceRecord:
         conf = self.conf
-        headers = ctx.headers()
+        needs_headers = conf.cloudevents or conf.message_format != "raw" or conf.record_headers
+        headers = ctx.headers() if needs_headers else _NO_HEADERS
         key: bytes | None = None
         try:
             mode = cloudevents.mode_of(headers) if conf.cloudevents else None

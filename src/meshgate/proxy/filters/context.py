@@ -153,7 +153,14 @@ class HttpContext:
         return MappingProxyType(view)
 
     def header(self, name: str) -> str | None:
-        return self._table().first(name.lower())
+        table = self._headers
+        if table is not None:
+            return table.first(name.lower())
+        wanted = name.lower().encode("latin-1", "replace")  # one look: no table to build
+        for raw_name, raw_value in self.req.headers:
+            if raw_name.lower() == wanted:
+                return raw_value.rstrip().decode("latin-1")
+        return None
 
     def headers(self) -> Mapping[str, Sequence[str]]:
         return MappingProxyType(self._table().values)

@@ -352,6 +352,13 @@ def answer_exit(ctx: ProxyContext, exit_: Exit, *, phases: bool = True) -> None:
     body = exit_.body or b""
     if phases:
         responders, body_filters, _ = ctx.later_phases()
+    if phases and not responders and not body_filters:
+        ctx.status = exit_.status  # no plugin reads this head: no table (as upstream_head)
+        ops = ctx.response_ops
+        if ops:
+            ctx.response_ops = None
+            lines = HeaderTable.for_ops(lines, ops).apply(lines)
+    elif phases:
         ctx.start_response(exit_.status, lines)
         try:
             run_response(ctx, responders)
