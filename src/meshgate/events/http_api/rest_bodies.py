@@ -18,39 +18,18 @@ Every violation raises ``BodyError`` (HTTP 400, or ``status`` 415 for a media ty
 from __future__ import annotations
 
 import json
-import json.encoder
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, Literal, NamedTuple
 
 from meshgate.events.api import RecordMetadata
+from meshgate.events.http_api import json_fast
 from meshgate.events.http_api.b64 import b64decode
 
 EmbeddedFormat = Literal["json", "binary", "string"]
 _SCHEMA_FORMATS = frozenset({"avro", "jsonschema", "protobuf"})
 MAX_RECORDS = 10_000
-
-
-def _compact_encoder() -> Callable[[Any], str]:
-    """Compact JSON text (``separators=(",", ":")``, ``ensure_ascii=False``), as ``json.dumps``
-    writes it. The C encoder is built once and reused: ``json.dumps`` builds one per call,
-    which costs more than encoding a 1 KiB value. Parsed JSON has no cycles: no markers."""
-    fallback = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
-    make_encoder = getattr(json.encoder, "c_make_encoder", None)
-    if make_encoder is None:
-        return fallback.encode
-    encode_chunks = make_encoder(
-        None, fallback.default, json.encoder.encode_basestring, None, ":", ",", False, False, True
-    )
-
-    def encode(data: Any) -> str:
-        return "".join(encode_chunks(data, 0))
-
-    return encode
-
-
-compact_json = _compact_encoder()
 
 
 class BodyError(ValueError):
@@ -87,7 +66,7 @@ def v2_format(content_type: str | None) -> EmbeddedFormat:
 
 def _load_json(body: bytes) -> Any:
     try:
-        return json.loads(body)
+        return json_fast.loads(body)
     except ValueError as exc:
         raise BodyError(f"body is not valid JSON: {exc}", error_code=40002) from exc
 
@@ -96,7 +75,7 @@ def _embedded(data: Any, fmt: EmbeddedFormat, index: int, field: str) -> bytes |
     if data is None:
         return None
     if fmt == "json":
-        return compact_json(data).encode()
+        return json_fast.compact(data)
     what = f"records[{index}].{field}"
     if not isinstance(data, str):
         raise BodyError(f"{what} must be a {'base64 ' if fmt == 'binary' else ''}string")
@@ -156,7 +135,7 @@ def parse_v2_produce(body: bytes, fmt: EmbeddedFormat) -> list[RestRecord]:
     for i, item in enumerate(items):
         value = item.get("value") if type(item) is dict and len(item) == 1 else None
         if value is not None:  # the common {"value": ...}: nothing else to check
-            records.append(RestRecord(None, compact_json(value).encode()))
+            records.append(RestRecord(None, json_fast.compact(value)))
         else:
             records.append(_v2_record(item, i, fmt))
     return records
@@ -226,7 +205,7 @@ def _v3_data(item: Any, record: str, field: str) -> tuple[bytes | None, str]:
     if kind == "JSON":
         if "data" not in item:
             return None, kind
-        return compact_json(data).encode(), kind
+        return json_fast.compact(data), kind
     if not isinstance(data, str):
         raise BodyError(f"{what}.data must be a string for type {kind}")
     if kind == "STRING":
@@ -250,7 +229,7 @@ def _timestamp(value: Any, what: str) -> int | None:
     raise BodyError(f"{what} must be epoch milliseconds or an ISO 8601 date-time")
 
 
-_DECODER = json.JSONDecoder()
+_DECODER = json.JSONDecoder(parse_constant=json_fast.refuse_constant, parse_float=json_fast.finite)
 _SPACE = re.compile(r"\s*")  # what str.lstrip skips, without copying the rest of the text
 
 
@@ -267,6 +246,9 @@ class V3Record(NamedTuple):
 
 def parse_v3_records(body: bytes) -> list[V3Record]:
     """One record object, or several concatenated (streaming mode)."""
+    lines = _one_per_line(body)
+    if lines is not None:
+        return [_v3_record(doc, i) for i, doc in enumerate(lines)]
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -287,6 +269,22 @@ def parse_v3_records(body: bytes) -> list[V3Record]:
     return [_v3_record(doc, i) for i, doc in enumerate(docs)]
 
 
+def _one_per_line(body: bytes) -> list[Any] | None:
+    """The documents of a body holding one per line (the usual stream), read with msgspec;
+    None when it is not that (a document over several lines, two on a line, bad JSON...):
+    then the general reader decides, and words the error."""
+    docs: list[Any] = []
+    for line in body.splitlines() if b"\n" in body else (body,):
+        if line.strip(b" \t\r\n"):  # JSON whitespace only
+            try:
+                docs.append(json_fast.decode(line))
+            except json_fast.DecodeError:
+                return None
+    if not docs or len(docs) > MAX_RECORDS:
+        return None
+    return docs
+
+
 _V3_FIELDS = frozenset({"partition_id", "headers", "key", "value", "timestamp"})
 _V3_DATA_FIELDS = frozenset({"type", "data"})
 
@@ -305,7 +303,7 @@ def _v3_record(doc: Any, index: int) -> V3Record:
         and value_item.get("type") == "JSON"
         and "data" in value_item
     ):  # the common {"value": {"type": "JSON", "data": ...}}: nothing else to check
-        text = compact_json(value_item["data"]).encode()
+        text = json_fast.compact(value_item["data"])
         return V3Record(RestRecord(None, text), "JSON", "JSON")
     key, key_type = _v3_data(doc.get("key"), what, "key")
     value, value_type = _v3_data(value_item, what, "value")
