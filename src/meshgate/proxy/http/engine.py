@@ -38,6 +38,8 @@ class HttpEngine:
             max_requests=settings.upstream_keepalive_max_requests,
             high_water=settings.high_water,
             low_water=settings.low_water,
+            connecting_max=settings.upstream_connecting_max,
+            connect_patience=settings.upstream_connect_patience,
         )
         self.clients: set[HttpProxyProtocol] = set()
         self.servers: list[asyncio.Server] = []

@@ -10,6 +10,7 @@ and adds timeouts and cluster limits.  The ways an exchange fails are in ``excha
 
 from __future__ import annotations
 
+import asyncio
 import ssl
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -36,7 +37,7 @@ from meshgate.proxy.http.heads import (
 from meshgate.proxy.http.pool import PoolKey
 
 if TYPE_CHECKING:
-    from meshgate.proxy.balancer import Target
+    from meshgate.proxy.balancer import Outcome, Target
     from meshgate.proxy.http.heads import ResponseFacts
     from meshgate.proxy.http.pool import UpstreamPools
     from meshgate.proxy.http.request import ProxyRequest
@@ -103,13 +104,44 @@ class Exchange(ExchangeBase):
         self._acquire(key, target, fresh)
 
     def _acquire(self, key: PoolKey, target: Target, fresh: bool) -> None:
-        conn = None if fresh else self.client.engine.pools.acquire(key)
+        pools = self.client.engine.pools
+        conn = None if fresh else pools.acquire(key)
         if conn is not None:
             self._attach(conn, reused=True)
-        elif self.run is not None and self.run.limits is not None:
+            return
+        if not fresh:  # wait for a free connection, see pool_waiters
+            self.queued = key
+            if pools.queues.join(key, self):
+                return
+        self.pool_connect(key)
+
+    def pool_connect(self, key: PoolKey) -> None:
+        """Open a connection (for the key's queue when queued, else for this exchange)."""
+        if self.run is not None and self.run.limits is not None:
             self.run.connect(self, key)  # counted against the cluster's limits
         else:
-            tasks.spawn(self.connect(key, target), name=f"upstream-connect {key[0]}:{key[1]}")
+            self.spawn_connect(key, None)
+
+    def spawn_connect(
+        self, key: PoolKey, factory: Callable[[UpstreamPools, PoolKey], UpstreamProtocol] | None
+    ) -> None:
+        target = self.target
+        assert target is not None
+        queued = self.queued is not None
+        if queued:
+            self.client.engine.pools.queues.connect_started(key)
+        coro = self.connect(key, target, factory, queued=queued)
+        tasks.spawn(coro, name=f"upstream-connect {key[0]}:{key[1]}")
+
+    def pool_ready(self, conn: UpstreamProtocol, reused: bool) -> None:
+        """The connection this exchange waited for (handed over by its key's queue)."""
+        self.queued = None
+        if self.done or self.target is None:  # cannot happen: leaving the queue comes first
+            self.client.engine.pools.release(conn, True)
+            return
+        if not reused:
+            self.client.clock.now = monotonic()
+        self._attach(conn, reused=reused)
 
     def connection_available(self) -> None:
         """Queued for a connection of a full cluster: one may be free now."""
@@ -126,7 +158,11 @@ class Exchange(ExchangeBase):
         key: PoolKey,
         target: Target,
         factory: Callable[[UpstreamPools, PoolKey], UpstreamProtocol] | None = None,
+        *,
+        queued: bool = False,
     ) -> None:
+        """A new connection: for the key's queue when ``queued`` (its waiters share the
+        outcome), else for this exchange alone."""
         svc = self.service
         pools = self.client.engine.pools
         try:
@@ -141,14 +177,26 @@ class Exchange(ExchangeBase):
         except (TimeoutError, OSError) as exc:  # ssl.SSLError is an OSError
             if factory is not None and self.run is not None:
                 self.run.connect_failed()
+            outcome: Outcome = "tcp_error"
             if isinstance(exc, TimeoutError):
-                self._connect_failed(target, "timeout", "upstream-connect-timeout")
+                outcome, reason = "timeout", "upstream-connect-timeout"
             elif isinstance(exc, ssl.SSLError):
-                self._connect_failed(target, "tcp_error", "upstream-tls-error")
+                reason = "upstream-tls-error"
             elif isinstance(exc, ConnectionRefusedError):
-                self._connect_failed(target, "tcp_error", "upstream-connect-refused")
+                reason = "upstream-connect-refused"
             else:
-                self._connect_failed(target, "tcp_error", "upstream-connect-error")
+                reason = "upstream-connect-error"
+            if queued:
+                pools.queues.connect_failed(key, outcome, reason)
+            else:
+                self._connect_failed(target, outcome, reason)
+            return
+        except asyncio.CancelledError:
+            if queued:
+                pools.queues.connect_abandoned(key)
+            raise
+        if queued:
+            pools.queues.connected(conn)
             return
         if self.done or target is not self.target:
             pools.release(conn, True)
@@ -366,6 +414,7 @@ class Discard(Exchange):
         self.idle_timeout = idle_timeout
         self.pending_head = None
         self.done = False
+        self.queued = None
 
     def on_response_body(self, data: bytes) -> None:
         pass

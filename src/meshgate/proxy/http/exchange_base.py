@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from meshgate.proxy.filters.flow import ProxyContext
     from meshgate.proxy.http.exchange import Exchange
     from meshgate.proxy.http.exchange_policy import PolicyRun
+    from meshgate.proxy.http.pool import PoolKey
     from meshgate.proxy.http.request import ProxyRequest
     from meshgate.proxy.http.server import HttpProxyProtocol
     from meshgate.proxy.http.upstream import UpstreamProtocol
@@ -45,6 +46,7 @@ class ExchangeBase:
         "head",
         "mode",
         "pending_head",
+        "queued",
         "reason",
         "req",
         "request_sent",
@@ -103,6 +105,7 @@ class ExchangeBase:
         self.t_head = 0.0
         self.body_ctx: ProxyContext | None = None  # set when plugins filter the response body
         self.run: PolicyRun | None = None  # the service's mesh policy at work, if it has one
+        self.queued: PoolKey | None = None  # waiting in this key's connect queue (pool_waiters)
 
     # ------------------------------------------------------------------ provided by Exchange
 
@@ -150,6 +153,24 @@ class ExchangeBase:
         else:
             self.fail(502, reason, errors.MSG_BAD_GATEWAY)
 
+    def leave_queue(self) -> None:
+        """Stop waiting for a connection of the key's queue, if waiting."""
+        key = self.queued
+        if key is not None:
+            self.queued = None
+            self.client.engine.pools.queues.leave(key, cast("Exchange", self))
+
+    def wait_limit(self) -> float:
+        """How long it may wait in a connect queue: its connect timeout."""
+        return self.service.connect_timeout
+
+    def pool_failed(self, outcome: Outcome, reason: str) -> None:
+        """A connect of its queue failed: as if its own had."""
+        self.queued = None
+        target = self.target
+        if target is not None:
+            self._connect_failed(target, outcome, reason)
+
     def reset_for_retry(self) -> None:
         """Forget the failed try's connection state before the next one."""
         self.streaming = False
@@ -191,6 +212,7 @@ class ExchangeBase:
 
     def fail(self, status: int, reason: str, message: str) -> None:
         self.done = True
+        self.leave_queue()
         if self.run is not None:
             self.run.finish(cast("Exchange", self))
         self.status = status
@@ -278,6 +300,7 @@ class ExchangeBase:
         if self.done:
             return
         self.done = True
+        self.leave_queue()
         if self.run is not None:
             self.run.finish(cast("Exchange", self))
         conn = self.conn

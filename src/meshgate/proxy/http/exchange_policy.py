@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from meshgate import tasks
 from meshgate.proxy.http import errors
 from meshgate.proxy.http.policy import LimitedUpstream
 
@@ -128,6 +127,7 @@ class PolicyRun:
         assert limits is not None
         pools = ex.client.engine.pools
         if limits.connections >= limits.max_connections and not limits.evict_idle(pools):
+            ex.leave_queue()  # it waits in the cluster's queue instead
             if self.pending:
                 limits.pending.appendleft(ex)  # woken but beaten to it: keep its place
                 return
@@ -141,9 +141,7 @@ class PolicyRun:
             return
         self.pending = False
         limits.connections += 1  # reserved now; the connection owns it once made
-        target = ex.target
-        assert target is not None
-        tasks.spawn(ex.connect(key, target, limits.factory), name="upstream-connect limited")
+        ex.spawn_connect(key, limits.factory)
 
     def connect_failed(self) -> None:
         limits = self.limits
@@ -283,6 +281,7 @@ class PolicyRun:
             ex.fail(504, "upstream-request-timeout", errors.MSG_TIMEOUT)
 
     def _leave_queue(self, ex: Exchange) -> None:
+        ex.leave_queue()
         if self.pending and self.limits is not None:
             self.pending = False
             try:

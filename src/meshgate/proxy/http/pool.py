@@ -3,6 +3,16 @@
 A key is (address, port, id of the TLS context or 0, SNI name or None).  Bookkeeping is
 synchronous; only ``connect`` awaits.  Idle connections carry an idle deadline swept by
 the engine's ``Sweeper``; a connection that served ``max_requests`` is retired.
+
+Connect coalescing (``pool_waiters.ConnectQueues``, ``queues``): a request that finds no
+idle connection waits in its key's FIFO queue and starts a connect only when the connects in
+progress are fewer than the waiters and than the key's cap (``upstream_connecting_max``,
+default 4; it doubles each ``upstream_connect_patience``, 50 ms, that the oldest waiter has
+waited, and resets once nobody waits).  Whatever connection frees up first — a new one or
+one released after a response — goes to the head waiter; a failed connect fails the head
+waiter (it retries or answers 502/504 as for its own connect) and is replaced for the
+others; a waiter never waits much longer than its connect timeout.  ``acquire`` is
+unchanged and ``release`` looks at one counter: the idle-connection path costs nothing more.
 """
 
 from __future__ import annotations
@@ -12,6 +22,7 @@ import ssl
 from collections.abc import Callable
 
 from meshgate.proxy.http.clock import Sweeper
+from meshgate.proxy.http.pool_waiters import ConnectQueues
 from meshgate.proxy.http.upstream import UpstreamProtocol
 
 PoolKey = tuple[str, int, int, str | None]
@@ -32,6 +43,7 @@ class UpstreamPools:
         "max_idle",
         "max_requests",
         "opened",
+        "queues",
         "sweeper",
     )
 
@@ -44,6 +56,8 @@ class UpstreamPools:
         max_requests: int,
         high_water: int,
         low_water: int,
+        connecting_max: int = 4,
+        connect_patience: float = 0.05,
     ) -> None:
         self.sweeper = sweeper
         self.max_idle = max_idle
@@ -53,6 +67,7 @@ class UpstreamPools:
         self.low_water = low_water
         self.idle: dict[PoolKey, list[UpstreamProtocol]] = {}
         self.opened = 0  # connections ever opened (for tests and stats)
+        self.queues = ConnectQueues(self, connecting_max, connect_patience)
 
     def acquire(self, key: PoolKey) -> UpstreamProtocol | None:
         """The most recently released idle connection for ``key``, if any."""
@@ -78,6 +93,13 @@ class UpstreamPools:
             or conn.transport.is_closing()
         ):
             conn.close()
+            if self.queues.waiting:
+                self.queues.closed(conn.key)
+            return
+        transport = conn.transport
+        if not transport.is_reading():  # paused for a slow client as its response ended
+            transport.resume_reading()
+        if self.queues.waiting and self.queues.hand_over(conn):
             return
         idle = self.idle.get(conn.key)
         if idle is None:

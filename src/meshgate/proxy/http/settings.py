@@ -32,6 +32,10 @@ class ProxySettings:
     upstream_keepalive_pool_size: int = 512  # idle connections kept per upstream target
     upstream_keepalive_idle_timeout: float = 60.0
     upstream_keepalive_max_requests: int = 10000
+    # connects in progress per upstream target before requests queue for a free connection
+    upstream_connecting_max: int = 4
+    # the oldest queued request waited this long: that target's connect cap doubles
+    upstream_connect_patience: float = 0.05
     high_water: int = 64 * 1024  # write-buffer size that pauses the other side's reading
     low_water: int = 16 * 1024
     server_tokens: bool = True  # Server header on our own responses, Via on proxied ones
