@@ -188,7 +188,7 @@ def start(
         req.body_buffered = 0
         size = sum(len(p) for p in pieces)
         if size > ctx.body_limit:
-            client.reply(req, 413, "request-too-large", "Request size limit exceeded")
+            client.reply(req, 413, "request-too-large", "Request size limit exceeded", close=True)
             return
         if not req.message_complete:
             ctx.body_pieces = pieces

@@ -272,7 +272,7 @@ class HttpProxyProtocol(ConnectionBase):
         self, req: ProxyRequest, status: int, lines: list[bytes], body: bytes, reason: str
     ) -> None:
         """Answer ``req`` with a response a plugin made (``lines``: ready header lines)."""
-        close = self._must_close(req)
+        close = status == 413 or self._must_close(req)  # 413: the client sends too much
         head = [status_line(status, errors.reason_phrase(status)), *lines]
         head.append(b"Content-Length: %d\r\n" % len(body))
         if self.settings.server_tokens:

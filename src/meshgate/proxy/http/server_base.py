@@ -34,6 +34,8 @@ log_enabled = access_logger.isEnabledFor
 PH_IDLE, PH_HEAD, PH_BODY, PH_WAIT = 0, 1, 2, 3
 # Why reading is paused (a bit each).
 PAUSE_PIPELINE, PAUSE_BODY, PAUSE_UPSTREAM, PAUSE_UPGRADE, PAUSE_PLUGIN = 1, 2, 4, 8, 16
+# Body bytes still due that an early answer reads and drops to keep the connection.
+DISCARD_MAX = 1 << 20
 # What a client the mesh's traffic permissions deny gets for each request.
 _FORBIDDEN = (403, FORBIDDEN_REASON, FORBIDDEN_MESSAGE)
 
@@ -203,12 +205,19 @@ class ConnectionBase(asyncio.Protocol):
             self.transport.close()
 
     def _must_close(self, req: ProxyRequest) -> bool:
+        """Whether the answer to ``req`` ends the connection.  One given before the request
+        body is all in keeps it when the rest is small and of known length: that rest is
+        read and dropped (as nginx discards a body), then the next request is served."""
         return (
             not req.keep_alive
             or self.engine.state.draining
             or self.half_closed
             or self.upgrade_buffer is not None
-            or (req.has_body and not req.message_complete)
+            or (
+                req.has_body
+                and not req.message_complete
+                and (req.chunked or req.content_length - req.body_received > DISCARD_MAX)
+            )
         )
 
     def _set_phase(self, phase: int) -> None:
