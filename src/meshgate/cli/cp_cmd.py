@@ -5,6 +5,12 @@ One process on the shared store (SQLite file or PostgreSQL): the Mesh API on
 ``--dp-listen`` (default 127.0.0.1:5678).  The DP server's certificate is kept in the store;
 its fingerprint is printed at start (give it to ``meshgate dp --cp-fingerprint``, or let
 sidecars pin it on first use), and ``--dp-ca-out FILE`` writes its root for ``--ca-cert``.
+
+Several ``meshgate cp`` processes may share one store (PostgreSQL): each is a replica with an
+``--instance-id`` (default ``<host>-<random>``) that writes a heartbeat every
+``--heartbeat-interval`` and is taken for dead by the others after ``--instance-dead-after``
+without one (default three intervals); sidecars may be given every replica's address
+(``meshgate dp --cp URL1 --cp URL2``) and fail over between them.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import asyncio
 import ipaddress
 import logging
 import signal
+from dataclasses import dataclass
 from pathlib import Path
 
 import typer
@@ -29,12 +36,20 @@ from meshgate.controlplane.distribution import (
     serve_distribution,
     server_tls,
 )
+from meshgate.controlplane.distribution.liveness import default_dead_after
 from meshgate.controlplane.distribution.offline import parse_age
 from meshgate.controlplane.distribution.storage import ensure_mesh
 from meshgate.controlplane.mesh_api import create_mesh_app
 from meshgate.store import open_store
 
 _log = logging.getLogger("meshgate.cp")
+
+
+@dataclass(frozen=True, slots=True)
+class ReplicaOptions:
+    instance_id: str | None
+    heartbeat_interval: float
+    dead_after: float
 
 
 def cp(
@@ -73,10 +88,26 @@ def cp(
         help="After a restart, Dataplanes in the store that have not reconnected within this "
         "time are recorded offline (their control plane may have crashed).",
     ),
+    instance_id: str | None = typer.Option(
+        None,
+        "--instance-id",
+        envvar="MESHGATE_CP_INSTANCE_ID",
+        help="This replica's id among the control planes on the store (default: host-random).",
+    ),
+    heartbeat_interval: str = typer.Option(
+        "5s", "--heartbeat-interval", help="How often this replica writes its heartbeat."
+    ),
+    instance_dead_after: str | None = typer.Option(
+        None,
+        "--instance-dead-after",
+        help="A replica silent this long is dead: its dataplanes count as offline from its "
+        "last heartbeat (default: three heartbeat intervals).",
+    ),
     log_level: str = typer.Option("info", "--log-level"),
 ) -> None:
     """Run the mesh control plane."""
     configure_logging(log_level, access_log=False)
+    replica = _replica_options(instance_id, heartbeat_interval, instance_dead_after)
     try:
         cleanup_age = parse_age(dataplane_cleanup_age)
     except ValueError:
@@ -96,7 +127,7 @@ def cp(
     uvloop.run(
         _serve(
             store, api, dp, admin_token, tuple(dp_server_names), dp_ca_out, default_mesh,
-            cleanup_age, reconnect_grace,
+            cleanup_age, reconnect_grace, replica,
         )
     )  # fmt: skip
 
@@ -111,6 +142,7 @@ async def _serve(
     default_mesh: bool,
     cleanup_age: float | None,
     reconnect_grace: float,
+    replica: ReplicaOptions,
 ) -> None:
     store = await open_store(store_url)
     if default_mesh:
@@ -122,6 +154,9 @@ async def _serve(
         tokens=tokens,
         offline_cleanup_age=cleanup_age,
         reconnect_grace=reconnect_grace,
+        instance_id=replica.instance_id,
+        heartbeat_interval=replica.heartbeat_interval,
+        dead_after=replica.dead_after,
     )
     await engine.start()
     tls = await server_tls(store, now=utc_now(), extra_names=dp_server_names)
@@ -131,6 +166,9 @@ async def _serve(
     api_server = await serve_admin(
         create_mesh_app(store, engine, tokens, admin_token=admin_token), *api
     )
+    engine.replicas.address = f"https://{dp[0]}:{dp_server.port}"
+    engine.replicas.api = f"http://{api[0]}:{api_server.port}"
+    await engine.replicas.beat()  # the others see where this replica listens
     typer.echo(
         "\n".join(
             [
@@ -139,6 +177,7 @@ async def _serve(
                 f"  dp server https://{dp[0]}:{dp_server.port}",
                 f"  dp server certificate {tls.fingerprint}",
                 f"  store     {store_url}",
+                f"  instance  {engine.replicas.instance_id}",
             ]
         ),
         err=True,
@@ -153,6 +192,29 @@ async def _serve(
     await dp_server.stop()
     await engine.stop()
     await store.close()
+
+
+def _replica_options(
+    instance_id: str | None, heartbeat_interval: str, dead_after: str | None
+) -> ReplicaOptions:
+    try:
+        interval = parse_age(heartbeat_interval)
+    except ValueError:
+        interval = None
+    if interval is None:
+        raise typer.BadParameter(f"--heartbeat-interval {heartbeat_interval!r} is not a duration")
+    limit = default_dead_after(interval)
+    if dead_after is not None:
+        try:
+            limit = parse_age(dead_after) or 0.0
+        except ValueError:
+            limit = 0.0
+        if limit <= interval:
+            raise typer.BadParameter(
+                f"--instance-dead-after {dead_after!r} must be a duration longer than "
+                "--heartbeat-interval"
+            )
+    return ReplicaOptions(instance_id or None, interval, limit)
 
 
 def _host_port(text: str, option: str) -> tuple[str, int]:

@@ -31,7 +31,12 @@ from meshgate.resources.mesh.dataplane import Dataplane
 
 
 def dp(
-    cp_url: str = typer.Option("https://127.0.0.1:5678", "--cp", help="The CP's DP server URL."),
+    cp_urls: list[str] = typer.Option(
+        ["https://127.0.0.1:5678"],
+        "--cp",
+        help="The CP's DP server URL; repeat it (or separate URLs by commas) to give every "
+        "control-plane replica: the sidecar fails over to the next one.",
+    ),
     token: Path = typer.Option(..., "--token", help="File holding the dataplane token."),
     role: str = typer.Option("sidecar", "--role", help="sidecar (gateway: not yet)."),
     dataplane_file: Path | None = typer.Option(None, "--dataplane", help="Dataplane YAML file."),
@@ -58,12 +63,11 @@ def dp(
     except ConfigError as exc:
         print_violations(str(dataplane_file or "dataplane flags"), exc)
         raise typer.Exit(2) from None
-    parts = urlsplit(cp_url)
-    if parts.scheme != "https" or parts.hostname is None:
-        raise typer.BadParameter(f"{cp_url!r} is not https://HOST:PORT", param_hint="--cp")
+    addresses = _cp_addresses(cp_urls)
     config = AgentConfig(
-        cp_host=parts.hostname,
-        cp_port=parts.port or 5678,
+        cp_host=addresses[0][0],
+        cp_port=addresses[0][1],
+        cp_fallbacks=[f"[{host}]:{port}" for host, port in addresses[1:]],
         token_file=token,
         dataplane=document,
         state_dir=state_dir or Path(".meshgate-dp") / f"{document['mesh']}-{document['name']}",
@@ -79,6 +83,26 @@ def dp(
         config, log_level=log_level, access_log=access_log == "on", drain_timeout=drain_timeout
     )
     exec_sidecar(launch)  # the serving process replaces this one: see agent.dataplane.launch
+
+
+def _cp_addresses(urls: list[str]) -> list[tuple[str, int]]:
+    """(host, port) of every ``--cp`` URL, in order (commas separate URLs too)."""
+    found: list[tuple[str, int]] = []
+    for url in (part.strip() for text in urls for part in text.split(",")):
+        if not url:
+            continue
+        try:
+            parts = urlsplit(url)
+            port = parts.port or 5678
+        except ValueError:
+            parts, port = urlsplit(""), 0
+        if parts.scheme != "https" or parts.hostname is None or not port:
+            raise typer.BadParameter(f"{url!r} is not https://HOST:PORT", param_hint="--cp")
+        if (parts.hostname, port) not in found:
+            found.append((parts.hostname, port))
+    if not found:
+        raise typer.BadParameter("give at least one control plane URL", param_hint="--cp")
+    return found
 
 
 def _dataplane_document(

@@ -9,7 +9,10 @@
 3. applies every pushed snapshot (its own key filled in), ACKs it and caches it — or NACKs
    it with the error and keeps running the previous one;
 4. on any disconnect, reconnects with exponential back-off (``backoff_initial`` doubling up
-   to ``backoff_max``) and keeps serving meanwhile.
+   to ``backoff_max``, back to ``backoff_initial`` after a session that was admitted) and
+   keeps serving meanwhile.  With several control-plane replicas (``cp_fallbacks``, more
+   ``HOST:PORT``), each reconnect goes to the next one, so a sidecar whose control plane died
+   is admitted by another replica after ``backoff_initial``.
 
 Trust in the control plane: ``ca_file`` (verify the chain and host name), else
 ``fingerprint`` (pin the server certificate), else trust on first use (the first
@@ -25,7 +28,7 @@ import contextlib
 import hashlib
 import logging
 import ssl
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -66,6 +69,7 @@ class AgentConfig:
     backoff_max: float = 5.0
     connect_timeout: float = 5.0
     ping_interval: float = PING_INTERVAL
+    cp_fallbacks: list[str] = field(default_factory=list)  # more replicas, HOST:PORT each
 
 
 class DataplaneAgent:
@@ -78,6 +82,11 @@ class DataplaneAgent:
         self.applied = asyncio.Condition()
         self.name = str(config.dataplane.get("name", ""))
         self._writer: asyncio.StreamWriter | None = None
+        self.targets = [
+            (config.cp_host, config.cp_port),
+            *map(split_host_port, config.cp_fallbacks),
+        ]
+        self.target = 0  # index in ``targets`` of the control plane to connect to
 
     async def run(self, stop: asyncio.Event) -> None:
         """Serve until ``stop`` is set; raises ``Refused`` when refused before serving."""
@@ -94,16 +103,22 @@ class DataplaneAgent:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await session
                 break
+            if self.connected.is_set():
+                delay = self.config.backoff_initial  # a session that got in resets back-off
+            self.connected.clear()
+            where = "{}:{}".format(*self.targets[self.target])
+            self.target = (self.target + 1) % len(self.targets)
             try:
                 session.result()
-                delay = self.config.backoff_initial  # a session that got in resets back-off
             except Refused as exc:
-                if self.running is None:
+                if self.running is None:  # every replica judges alike: they share the store
                     raise
-                _log.error("control plane refused this sidecar: %s", exc)
+                _log.error("control plane %s refused this sidecar: %s", where, exc)
             except (OSError, ssl.SSLError, ProtocolError, TrustError, TimeoutError) as exc:
-                _log.warning("control plane connection: %s; retrying in %.1fs", exc, delay)
-            self.connected.clear()
+                _log.warning(
+                    "control plane %s: %s; trying %s:%d in %.1fs",
+                    where, exc, *self.targets[self.target], delay,
+                )  # fmt: skip
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), delay)
             delay = min(delay * 2, self.config.backoff_max)
@@ -131,12 +146,13 @@ class DataplaneAgent:
 
     async def _session(self) -> None:
         config = self.config
+        host, port = self.targets[self.target]
         reader, writer = await asyncio.wait_for(
             asyncio.open_connection(
-                config.cp_host,
-                config.cp_port,
+                host,
+                port,
                 ssl=self._ssl_context(),
-                server_hostname=config.cp_host if config.ca_file else None,
+                server_hostname=host if config.ca_file else None,
             ),
             config.connect_timeout,
         )
@@ -235,3 +251,11 @@ class DataplaneAgent:
             self.state.pin_fingerprint(seen)
         elif seen.lower() != expected.lower():
             raise TrustError(f"control plane certificate {seen} is not the pinned {expected}")
+
+
+def split_host_port(text: str) -> tuple[str, int]:
+    """``HOST:PORT`` (``[v6]:PORT`` too) → (host, port); ``ValueError`` otherwise."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not host:
+        raise ValueError(f"{text!r} is not HOST:PORT")
+    return host.strip("[]"), int(port)

@@ -4,7 +4,10 @@
 * ``state``: the in-memory mesh state, changed resource by resource, and what each change
   reaches (``Delta``);
 * ``sessions``: hello checks, connected sessions, their status, workload certificates;
-* ``offline``: dataplanes gone without ``bye``: disconnect times, deletion after an age;
+* ``offline``: dataplanes gone without ``bye``: the offline record, cleanup ages;
+* ``liveness``: the pure rules of replicas sharing a store (heartbeats, who holds what);
+* ``replicas``: one replica's view of the others and the transactions that change it;
+* ``upkeep``: the periodic chores (heartbeat, offline marking and cleanup, rotation, roots);
 * ``server``: the asyncio TLS server of the DP port;
 * ``tokens``: dataplane tokens (JWT) that admit sidecars;
 * ``certs``: CSR signing and the DP server's TLS material;

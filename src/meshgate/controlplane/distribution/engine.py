@@ -13,6 +13,10 @@ of their lifetime (or when the dataplane's identities or its mesh's CA change): 
 is just another snapshot version.  ACK/NACK results, certificate expiry and connection state
 are kept per dataplane (``DataplaneStatus``) for ``inspect``; dataplanes gone without a
 ``bye`` are deleted once offline longer than ``offline_cleanup_age`` (see ``offline``).
+
+Several engines (control-plane replicas) may share one store: each has an instance id and a
+heartbeat, records the sessions it holds, and judges the others' dataplanes by their
+replica's liveness (``replicas``, ``liveness``); the periodic chores are in ``upkeep``.
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ from __future__ import annotations
 import asyncio
 import datetime
 import logging
+import socket
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -31,13 +37,20 @@ from meshgate.compiler.mesh_rules import dataplane_rules
 from meshgate.compiler.mesh_tls import MeshTLSMaterial
 from meshgate.controlplane.ca.certs import WorkloadCert
 from meshgate.controlplane.ca.manager import MeshCA, utc_now
-from meshgate.controlplane.distribution import offline
+from meshgate.controlplane.distribution import offline, upkeep
+from meshgate.controlplane.distribution.liveness import (
+    DEFAULT_HEARTBEAT_INTERVAL,
+    default_dead_after,
+)
+from meshgate.controlplane.distribution.replicas import TYPES as REPLICA_TYPES
+from meshgate.controlplane.distribution.replicas import Replicas
 from meshgate.controlplane.distribution.sessions import (
     AdmissionRefused,
     DataplaneStatus,
     Key,
     Session,
     check_hello,
+    connection_view,
     session_certificate,
 )
 from meshgate.controlplane.distribution.state import (
@@ -48,8 +61,6 @@ from meshgate.controlplane.distribution.state import (
 )
 from meshgate.controlplane.distribution.storage import (
     PREFIX,
-    entity_id,
-    entity_type,
     put_resource,
 )
 from meshgate.controlplane.distribution.tokens import DataplaneTokens
@@ -82,6 +93,9 @@ class DistributionEngine:
         offline_cleanup_age: float | None = offline.DEFAULT_CLEANUP_AGE,
         offline_check_interval: float = offline.DEFAULT_CLEANUP_INTERVAL,
         reconnect_grace: float = offline.DEFAULT_RECONNECT_GRACE,
+        instance_id: str | None = None,
+        heartbeat_interval: float = DEFAULT_HEARTBEAT_INTERVAL,
+        dead_after: float | None = None,
     ) -> None:
         self.store = store
         self.ca = ca
@@ -92,6 +106,13 @@ class DistributionEngine:
         self.offline_cleanup_age = offline_cleanup_age
         self.offline_check_interval = offline_check_interval
         self.reconnect_grace = reconnect_grace
+        self.heartbeat_interval = heartbeat_interval
+        self.replicas = Replicas(
+            store,
+            instance_id=instance_id or new_instance_id(),
+            clock=self.now,
+            dead_after=dead_after or default_dead_after(heartbeat_interval),
+        )
         self.state = MeshState(revision=-1)
         self.sessions: dict[Key, Session] = {}
         self.statuses: dict[Key, DataplaneStatus] = {}
@@ -99,24 +120,37 @@ class DistributionEngine:
         self._pending = Delta()
         self._next_pass: asyncio.Future[None] | None = None
         self._pass_task: asyncio.Task[None] | None = None
-        self._lock = asyncio.Lock()
+        self.lock = asyncio.Lock()
         self._tasks: list[asyncio.Task[None]] = []
 
     # ------------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
-        for record in await offline.offline_records(self.store):
-            status = self.statuses.setdefault(record.key, DataplaneStatus())
-            status.disconnected_at = record.since
-        started = self._now()
+        await self.replicas.beat()  # before any session: others see whose sessions they are
+        await self.replicas.load()
+        started = self.now()
         await self.reload()
         self._tasks = [
             spawn(self._follow(), name="distribution-follow"),
-            spawn(self._rotation_loop(), name="distribution-rotation"),
-            spawn(self._unclaimed_after_grace(started), name="distribution-unclaimed"),
+            spawn(
+                upkeep.rotation_loop(self, self.rotation_check_interval),
+                name="distribution-rotation",
+            ),
+            spawn(
+                upkeep.heartbeat_loop(self, self.heartbeat_interval), name="distribution-heartbeat"
+            ),
+            spawn(
+                upkeep.unclaimed_after_grace(self, self.reconnect_grace, started),
+                name="distribution-unclaimed",
+            ),
         ]
         if self.offline_cleanup_age is not None:
-            self._tasks.append(spawn(self._offline_loop(), name="distribution-offline-cleanup"))
+            self._tasks.append(
+                spawn(
+                    upkeep.offline_loop(self, self.offline_check_interval),
+                    name="distribution-offline-cleanup",
+                )
+            )
 
     async def stop(self) -> None:
         tasks, self._tasks = self._tasks, []
@@ -137,66 +171,25 @@ class DistributionEngine:
             if revision <= self.state.revision:
                 continue
             try:
-                async with self._lock:
+                async with self.lock:
                     await self._catch_up()
                     if self._pending.meshes:  # policy or mesh changes: push at once
                         await self._push_pending()
                 if self._pending:
-                    self._schedule_pass()
+                    self.schedule_pass()
             except Exception:
                 _log.exception("following the store at revision %d failed", revision)
 
-    async def _rotation_loop(self) -> None:
-        while True:
-            await asyncio.sleep(self.rotation_check_interval)
-            try:
-                await self.check_rotation()
-            except Exception:
-                _log.exception("certificate rotation check failed")
-
-    async def _offline_loop(self) -> None:
-        while True:
-            await asyncio.sleep(self.offline_check_interval)
-            try:
-                await self.cleanup_offline()
-            except Exception:
-                _log.exception("deleting offline dataplanes failed")
-
     # ------------------------------------------------------------------ state and pushes
 
-    async def _unclaimed_after_grace(self, started: float) -> None:
-        await asyncio.sleep(self.reconnect_grace)
-        try:
-            await self.mark_unclaimed(started)
-        except Exception:
-            _log.exception("recording dataplanes that did not come back as offline failed")
-
     async def mark_unclaimed(self, since: float) -> list[Key]:
-        """Dataplanes the store holds that neither reconnected to this control plane nor
-        have an offline record (their control plane crashed: nobody saw them leave) are
-        offline from ``since`` (this control plane's start), so the cleanup age applies."""
-        marked: list[Key] = []
-        for mesh, dataplanes in list(self.state.dataplanes.items()):
-            for name in list(dataplanes):
-                key = (mesh, name)
-                status = self.statuses.get(key)
-                if key in self.sessions or (status is not None and status.disconnected_at):
-                    continue
-                async with self._lock:
-                    if key in self.sessions or self.state.dataplane(mesh, name) is None:
-                        continue
-                    await offline.record_offline(self.store, key, since)
-                    status = self.statuses.setdefault(key, DataplaneStatus())
-                    status.connected, status.disconnected_at = False, since
-                marked.append(key)
-        if marked:
-            _log.info("%d dataplane(s) did not reconnect after a restart: offline", len(marked))
-        return marked
+        """See ``upkeep.mark_unclaimed``."""
+        return await upkeep.mark_unclaimed(self, since)
 
     async def reload(self) -> set[str]:
         """Catch up with the store and push every pending change now; returns the meshes
         that had changes.  When it returns, every change made so far is handled."""
-        async with self._lock:
+        async with self.lock:
             await self._catch_up()
             touched = set(self._pending.touched)
             await self._push_pending()
@@ -212,29 +205,37 @@ class DistributionEngine:
                 changes = None
         if changes is None or len(changes) > MAX_INCREMENTAL_CHANGES:
             fresh = await load_state(self.store)
+            await self.replicas.load()
             if fresh.revision > self.state.revision:
                 delta = diff_states(self.state, fresh)
                 self.state = fresh
-                self._note(delta)
+                self.note(delta)
             return
         delta = Delta()
-        latest = {(c.type, c.id): c for c in changes if c.type.startswith(PREFIX)}
+        latest = {
+            (c.type, c.id): c
+            for c in changes
+            if c.type.startswith(PREFIX) or c.type in REPLICA_TYPES
+        }
         try:
             for kind, ident in latest:
                 # the newest document: later changes are applied again, to the same effect
                 doc = await self.store.get(kind, ident)
-                self.state.apply_document(kind, ident, doc, delta)
+                if kind in REPLICA_TYPES:
+                    self.replicas.apply(kind, ident, doc)
+                else:
+                    self.state.apply_document(kind, ident, doc, delta)
         finally:
-            self._note(delta)  # what was applied is pushed even if a read failed
+            self.note(delta)  # what was applied is pushed even if a read failed
         if changes:
             self.state.revision = max(self.state.revision, max(c.revision for c in changes))
 
-    def _note(self, delta: Delta) -> None:
+    def note(self, delta: Delta) -> None:
         for mesh in delta.touched:
             self._indexes.pop(mesh, None)
         self._pending.merge(delta)
 
-    def _schedule_pass(self) -> asyncio.Future[None]:
+    def schedule_pass(self) -> asyncio.Future[None]:
         """A push pass ``push_delay`` from now (one for every change noted meanwhile)."""
         if self._next_pass is None:
             self._next_pass = asyncio.get_running_loop().create_future()
@@ -246,7 +247,7 @@ class DistributionEngine:
     async def _delayed_pass(self, done: asyncio.Future[None]) -> None:
         try:
             await asyncio.sleep(self.push_delay)
-            async with self._lock:
+            async with self.lock:
                 if self._next_pass is done:
                     self._next_pass = None
                 await self._push_pending()
@@ -261,6 +262,7 @@ class DistributionEngine:
         pending, self._pending = self._pending, Delta()
         if not pending:
             return
+        await upkeep.ensure_roots(self, pending.meshes)
         for key, session in list(self.sessions.items()):
             if pending.affects(key, session.depends_on):
                 await self._push(session)
@@ -269,7 +271,7 @@ class DistributionEngine:
         """Renew certificates past 2/3 of their life (by pushing); returns how many were due."""
         now = self.clock()
         due = [s for s in self.sessions.values() if s.cert and s.cert.needs_rotation(now)]
-        async with self._lock:
+        async with self.lock:
             for session in due:
                 await self._push(session)
         return len(due)
@@ -354,18 +356,19 @@ class DistributionEngine:
         if resource.mesh not in self.state.meshes:
             await self.reload()  # a mesh created a moment ago
         key = (resource.mesh, resource.name)
-        async with self._lock:
+        async with self.lock:
             if resource.mesh not in self.state.meshes:
                 raise AdmissionRefused(f"mesh '{resource.mesh}' does not exist")
             # the write and the state change under the lock: the change feed, which also
             # takes it, then finds this revision already reflected
             async with self.store.transaction() as tx:
+                claim = await self.replicas.claim(tx, key, self.now())  # first: see replicas
                 await put_resource(tx, resource)
-                await offline.forget_offline(tx, key)
+            self.replicas.claimed(claim)
             delta = Delta()
             self.state.put_dataplane(resource, delta)
             delta.dataplane(key, ())  # its own first snapshot
-            self._note(delta)
+            self.note(delta)
             previous = self.sessions.pop(key, None)
             if previous is not None:
                 previous.closed = True
@@ -374,8 +377,8 @@ class DistributionEngine:
             self.sessions[key] = session
             send(message("welcome", mesh=resource.mesh, name=resource.name))
             status = self.statuses.setdefault(key, DataplaneStatus())
-            status.connected, status.connected_at = True, self._now()
-            first_pass = self._schedule_pass()
+            status.connected, status.connected_at = True, self.now()
+            first_pass = self.schedule_pass()
         try:
             await asyncio.shield(first_pass)  # shared with other admissions
         except asyncio.CancelledError:
@@ -390,23 +393,21 @@ class DistributionEngine:
 
     def nacked(self, session: Session, version: str, error: str) -> None:
         status = self.statuses.setdefault(session.key, DataplaneStatus())
-        status.nack = {"version": version, "error": error, "at": self._now()}
+        status.nack = {"version": version, "error": error, "at": self.now()}
         _log.warning("%s/%s refused snapshot %s: %s", *session.key, version, error)
 
     async def disconnected(self, session: Session, *, graceful: bool) -> None:
         """The sidecar left.  A graceful ``bye`` removes its Dataplane resource; otherwise the
-        dataplane is offline from now, and deleted once offline past the cleanup age."""
+        dataplane is offline from now, and deleted once offline past the cleanup age.  Nothing
+        is written when another replica holds the dataplane by now (it moved there)."""
         if not self._forget(session):
             return
         mesh, name = session.key
         try:
-            async with self._lock:  # an admission of the same dataplane waits, or went first
+            async with self.lock:  # an admission of the same dataplane waits, or went first
                 if session.key in self.sessions:
                     return
-                if graceful:
-                    await self.store.delete(entity_type("dataplanes"), entity_id(mesh, name))
-                else:
-                    await offline.record_offline(self.store, session.key, self._now())
+                await self.replicas.release(session.key, self.now(), graceful=graceful)
         except Exception as exc:  # a store closing with the control plane
             _log.warning("cannot record that %s/%s left: %s", mesh, name, exc)
 
@@ -417,34 +418,14 @@ class DistributionEngine:
             return False
         del self.sessions[session.key]
         status = self.statuses.setdefault(session.key, DataplaneStatus())
-        status.connected, status.disconnected_at = False, self._now()
+        status.connected, status.disconnected_at = False, self.now()
         return True
 
     async def cleanup_offline(self) -> list[Key]:
         """Delete the Dataplanes offline longer than ``offline_cleanup_age``; returns them."""
-        if self.offline_cleanup_age is None:
-            return []
-        records = await offline.offline_records(self.store)
-        due = offline.expired(records, self._now(), self.offline_cleanup_age)
-        deleted: list[Key] = []
-        for record in due:
-            async with self._lock:
-                if record.key in self.sessions:  # back meanwhile (admission drops the record)
-                    continue
-                async with self.store.transaction() as tx:
-                    existed = await offline.delete_offline(tx, record.key)
-                delta = Delta()
-                self.state.remove_dataplane(*record.key, delta)
-                self._note(delta)
-                self.statuses.pop(record.key, None)
-            if existed:
-                deleted.append(record.key)
-                _log.info("deleted dataplane %s/%s: offline since %.0f", *record.key, record.since)
-        if deleted:
-            self._schedule_pass()
-        return deleted
+        return await upkeep.cleanup_offline(self)
 
-    def _now(self) -> float:
+    def now(self) -> float:
         return self.clock().timestamp()
 
     # ------------------------------------------------------------------ inspect
@@ -471,5 +452,16 @@ class DistributionEngine:
         )  # fmt: skip
 
     def overview(self, mesh_name: str, name: str) -> dict[str, Any]:
-        status = self.statuses.get((mesh_name, name), DataplaneStatus())
-        return status.view(self.clock())
+        """The dataplane's connection: this replica's own status when it holds the sidecar,
+        else what the replicas' records say (online at another replica, or offline since)."""
+        key, now = (mesh_name, name), self.clock()
+        status = self.statuses.get(key, DataplaneStatus())
+        if key in self.sessions:
+            return connection_view(status, None, self.replicas.instance_id, now)
+        verdict = self.replicas.verdict(key, now.timestamp())
+        return connection_view(status, verdict, self.replicas.instance_id, now)
+
+
+def new_instance_id() -> str:
+    """``<host>-<8 hex>``: unique per process start, readable in ``_overview``."""
+    return f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}"

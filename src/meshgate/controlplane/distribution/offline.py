@@ -1,21 +1,24 @@
-"""Dataplanes that vanished: when each went offline, and which are old enough to delete.
+"""Dataplanes that vanished: the record of when each went offline, and the cleanup ages.
 
 A sidecar that disconnects without a ``bye`` keeps its Dataplane resource (it may come
 back), and its disconnect time is kept in the store as a ``mesh_dp_offline`` entity (id
-``<mesh>/<name>``), so a restarted control plane still knows it.  Re-admission deletes the
-record in the transaction that writes the Dataplane.  A control plane that crashed saw
-nobody leave: once restarted, it records every Dataplane that has not reconnected within
-``DEFAULT_RECONNECT_GRACE`` as offline since the restart.  As Kuma does in universal mode, a
-Dataplane offline for longer than the cleanup age (72 h by default) is deleted: ``expired``
-lists the candidates and ``delete`` removes a Dataplane with its record.
+``<mesh>/<name>``), so every replica and a restarted control plane know it.  Re-admission
+deletes the record in the transaction that claims the dataplane's session.  As Kuma does in
+universal mode, a Dataplane offline for longer than the cleanup age (72 h by default) is
+deleted (see ``replicas`` for how replicas do that without racing each other).
+
+Each record carries a random ``token``: the cleanup deletes a record only if its token is
+still the one it judged, so a record written again meanwhile (the dataplane came back and
+left again) is never taken for the old one.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import uuid
+from collections.abc import Mapping
+from typing import Any
 
-from meshgate.controlplane.distribution.storage import entity_id, entity_type
-from meshgate.store.api import Store, Transaction
+from meshgate.controlplane.distribution.storage import entity_id
 
 OFFLINE_TYPE = "mesh_dp_offline"
 DEFAULT_CLEANUP_AGE = 72 * 3600.0
@@ -46,46 +49,22 @@ def parse_age(text: str) -> float | None:
     return seconds
 
 
-@dataclass(frozen=True, slots=True)
-class OfflineRecord:
-    key: Key
-    since: float  # epoch seconds of the disconnect
-
-
-async def record_offline(store: Store, key: Key, since: float) -> None:
+def offline_doc(key: Key, since: float) -> dict[str, Any]:
     mesh, name = key
-    doc = {"id": entity_id(mesh, name), "mesh": mesh, "name": name, "since": since}
-    await store.upsert(OFFLINE_TYPE, entity_id(mesh, name), doc, unique_keys=())
+    return {
+        "id": entity_id(mesh, name), "mesh": mesh, "name": name, "since": since,
+        "token": uuid.uuid4().hex,
+    }  # fmt: skip
 
 
-async def forget_offline(tx: Transaction, key: Key) -> None:
-    """Drop the record of ``key`` (the dataplane is back); nothing happens when there is none."""
-    await tx.delete(OFFLINE_TYPE, entity_id(*key))
+def record_of(doc: Mapping[str, Any]) -> tuple[Key, float] | None:
+    """(key, since) of a stored record; None for a malformed one."""
+    try:
+        return (str(doc["mesh"]), str(doc["name"])), float(doc["since"])
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
-async def offline_records(store: Store) -> list[OfflineRecord]:
-    found: list[OfflineRecord] = []
-    offset: str | None = None
-    while True:
-        page = await store.list(OFFLINE_TYPE, size=1000, offset=offset)
-        for doc in page.data:
-            try:
-                found.append(
-                    OfflineRecord((str(doc["mesh"]), str(doc["name"])), float(doc["since"]))
-                )
-            except (KeyError, TypeError, ValueError):
-                continue
-        if page.next_offset is None:
-            return found
-        offset = page.next_offset
-
-
-def expired(records: list[OfflineRecord], now: float, cleanup_age: float) -> list[OfflineRecord]:
-    """The records older than ``cleanup_age`` at ``now``."""
-    return [record for record in records if now - record.since > cleanup_age]
-
-
-async def delete_offline(tx: Transaction, key: Key) -> bool:
-    """Delete the Dataplane ``key`` and its record; True when the Dataplane existed."""
-    await forget_offline(tx, key)
-    return await tx.delete(entity_type("dataplanes"), entity_id(*key))
+def token_of(doc: Mapping[str, Any]) -> str | None:
+    token = doc.get("token")
+    return str(token) if token is not None else None

@@ -3,12 +3,14 @@
 ``check_hello`` validates a sidecar's ``hello`` (token, Dataplane, CSR); ``Session`` is one
 connected sidecar (how to reach it, what it was given, what its snapshot depends on);
 ``DataplaneStatus`` is what ``_overview`` shows of a dataplane's connection, kept after it
-disconnects (offline since ``disconnected_at``); ``session_certificate`` signs and renews a
-session's workload certificate.
+disconnects (offline since ``disconnected_at``), and ``connection_view`` merges it with what
+the replicas' records say; ``session_certificate`` signs and renews a session's workload
+certificate.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,6 +22,7 @@ from meshgate import snapshot
 from meshgate.controlplane.ca.certs import WorkloadCert
 from meshgate.controlplane.ca.manager import MeshCA
 from meshgate.controlplane.distribution.certs import sign_csr
+from meshgate.controlplane.distribution.liveness import Verdict
 from meshgate.controlplane.distribution.tokens import DataplaneTokens, TokenRefused
 from meshgate.errors import ConfigError
 from meshgate.policies import parse_resource
@@ -69,6 +72,21 @@ class DataplaneStatus:
                 "regenerations": self.cert_regenerations,
             },
         }
+
+
+def connection_view(
+    status: DataplaneStatus, verdict: Verdict | None, instance_id: str, now: datetime.datetime
+) -> dict[str, Any]:
+    """``_overview``'s status: ``status`` as kept here when this replica (``instance_id``)
+    holds the sidecar (``verdict`` None); else online at the replica the verdict names, or
+    offline since the verdict says (the rest of ``status`` is from an earlier connection)."""
+    if verdict is None:
+        return {**status.view(now), "controlPlane": instance_id}
+    if verdict.online:
+        status = DataplaneStatus(connected=True, connected_at=verdict.since)
+    else:
+        status = dataclasses.replace(status, connected=False, disconnected_at=verdict.since)
+    return {**status.view(now), "controlPlane": verdict.cp}
 
 
 @dataclass(eq=False)

@@ -18,6 +18,7 @@ from meshgate.resources.mesh.documents import MeshResource
 from meshgate.resources.mesh.mesh import Mesh
 from meshgate.resources.mesh.policy import Policy
 from meshgate.store.api import Store, Transaction
+from meshgate.store.errors import UniqueViolation
 
 PREFIX = "mesh."
 
@@ -82,12 +83,23 @@ async def create_mesh(store: Store, mesh: Mesh) -> bool:
 
 
 async def ensure_mesh(store: Store, name: str = "default") -> bool:
-    """Create the mesh ``name`` (with its defaults) unless it exists; True when created."""
+    """Create the mesh ``name`` (with its defaults) unless it exists; True when created.
+
+    Replicas starting together may all call it: the mesh is inserted (not upserted), so
+    exactly one creates it with its default policies and the others change nothing."""
     if await store.get(entity_type("meshes"), name) is not None:
         return False
     resource = parse_resource({"type": "Mesh", "name": name})
     assert isinstance(resource, Mesh)
-    return await create_mesh(store, resource)
+    try:
+        async with store.transaction() as tx:
+            doc = {**to_document(resource), "id": name}
+            await tx.insert(entity_type("meshes"), doc, unique_keys=())
+            for policy in default_resources(resource):
+                await put_resource(tx, policy)
+    except UniqueViolation:
+        return False
+    return True
 
 
 async def delete_mesh(store: Store, mesh: str) -> bool:

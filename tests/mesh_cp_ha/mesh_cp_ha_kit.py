@@ -1,0 +1,225 @@
+"""Helpers of the control-plane replica tests: store URLs (a fresh PostgreSQL schema per
+test, or a SQLite file), ``meshgate cp`` replica processes and ``meshgate dp`` sidecars."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+import yaml
+
+from testkit import MESHGATE, free_port, wait_for_port
+
+PG_DSN_ENV = "MESHGATE_TEST_PG_DSN"
+
+
+def pg_dsn() -> str:
+    dsn = os.environ.get(PG_DSN_ENV)
+    if not dsn:
+        pytest.skip(f'{PG_DSN_ENV} is not set; start it: eval "$(bash scripts/services/env.sh)"')
+    return dsn
+
+
+@contextmanager
+def fresh_pg_store() -> Iterator[str]:
+    """A store URL on a new, empty PostgreSQL schema, dropped afterwards."""
+    dsn = pg_dsn()
+    schema = f"mg_cp_ha_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    separator = "&" if "?" in dsn else "?"
+    try:
+        yield f"{dsn}{separator}options=-csearch_path%3D{schema}"
+    finally:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+@contextmanager
+def store_url_for(kind: str, tmp_path: Path) -> Iterator[str]:
+    if kind == "sqlite":
+        yield f"sqlite:///{tmp_path}/cp.db"
+        return
+    with fresh_pg_store() as url:
+        yield url
+
+
+class Proc:
+    def __init__(self, args: list[str]) -> None:
+        self.log = tempfile.TemporaryFile("w+")  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            args, stdout=self.log, stderr=subprocess.STDOUT, text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )  # fmt: skip
+
+    def kill(self) -> None:
+        self.proc.kill()
+        self.proc.wait()
+
+    def stop(self) -> str:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        if self.log.closed:
+            return ""
+        self.log.seek(0)
+        text = self.log.read()
+        self.log.close()
+        return text
+
+
+HEARTBEAT = 0.2
+DEAD_AFTER = 1.0
+GRACE = 0.5
+
+
+@dataclass
+class Replica:
+    """One ``meshgate cp`` process."""
+
+    name: str
+    store: str
+    tmp: Path
+    api_port: int = field(default_factory=free_port)
+    dp_port: int = field(default_factory=free_port)
+    proc: Proc | None = None
+
+    def launch(self) -> None:
+        self.proc = Proc([
+            *MESHGATE, "cp", "--store", self.store, "--instance-id", self.name,
+            "--api-listen", f"127.0.0.1:{self.api_port}",
+            "--dp-listen", f"127.0.0.1:{self.dp_port}",
+            "--dp-ca-out", str(self.tmp / f"{self.name}-ca.pem"),
+            "--heartbeat-interval", f"{HEARTBEAT}s", "--instance-dead-after", f"{DEAD_AFTER}s",
+            "--dataplane-reconnect-grace", f"{GRACE}s",
+        ])  # fmt: skip
+
+    def wait_ready(self) -> None:
+        assert self.proc is not None
+        wait_for_port(self.api_port, timeout=30, proc=self.proc.proc)
+        wait_for_port(self.dp_port, timeout=30, proc=self.proc.proc)
+
+    @property
+    def dp_url(self) -> str:
+        return f"https://127.0.0.1:{self.dp_port}"
+
+    def api(self, path: str, method: str = "GET", body: Any = None) -> Any:
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{self.api_port}{path}", method=method,
+            data=None if body is None else json.dumps(body).encode(),
+            headers={"content-type": "application/json"},
+        )  # fmt: skip
+        with urllib.request.urlopen(request, timeout=10) as response:
+            raw = response.read()
+        try:
+            return json.loads(raw)
+        except ValueError:
+            return raw.decode()
+
+    def status(self, name: str, mesh: str = "default") -> dict[str, Any] | None:
+        try:
+            found = self.api(f"/meshes/{mesh}/dataplanes/{name}/_overview")
+        except urllib.error.HTTPError as exc:
+            if exc.code == 404:
+                return None
+            raise
+        return dict(found["status"])
+
+
+@dataclass
+class Cluster:
+    """Replicas on one store, and the sidecars started against them."""
+
+    tmp: Path
+    store: str
+    replicas: dict[str, Replica] = field(default_factory=dict)
+    sidecars: list[Proc] = field(default_factory=list)
+
+    def start(self, *names: str) -> None:
+        """Start the replicas at the same moment, then wait for all of them."""
+        fresh = [Replica(name, self.store, self.tmp) for name in names]
+        for replica in fresh:
+            replica.launch()
+            self.replicas[replica.name] = replica
+        for replica in fresh:
+            replica.wait_ready()
+
+    def sidecar(
+        self, name: str, cps: list[Replica], inbound: tuple[str, int], outbounds: dict[str, int]
+    ) -> Path:
+        """``meshgate dp`` for ``name`` given ``cps``' addresses; returns its state dir."""
+        service, port = inbound
+        doc = {
+            "type": "Dataplane", "name": name, "mesh": "default",
+            "networking": {
+                "address": "127.0.0.1",
+                "inbound": [{"port": port, "servicePort": free_port(),
+                             "tags": {"kuma.io/service": service, "kuma.io/protocol": "http"}}],
+                "outbound": [{"port": p, "tags": {"kuma.io/service": s}}
+                             for s, p in outbounds.items()],
+            },
+        }  # fmt: skip
+        (self.tmp / f"{name}.yaml").write_text(yaml.safe_dump(doc))
+        token = cps[0].api("/tokens/dataplane", "POST", {"mesh": "default", "name": name})
+        (self.tmp / f"{name}.token").write_text(token)
+        state = self.tmp / f"state-{name}"
+        args = [
+            *MESHGATE, "dp", "--role", "sidecar", "--token", str(self.tmp / f"{name}.token"),
+            "--dataplane", str(self.tmp / f"{name}.yaml"), "--state-dir", str(state),
+            "--ca-cert", str(self.tmp / f"{cps[0].name}-ca.pem"),
+        ]  # fmt: skip
+        for cp in cps:
+            args += ["--cp", cp.dp_url]
+        self.sidecars.append(Proc(args))
+        return state
+
+    def close(self) -> str:
+        logs = [proc.stop() for proc in reversed(self.sidecars)]
+        logs += [r.proc.stop() for r in self.replicas.values() if r.proc is not None]
+        return "\n".join(logs)
+
+
+@contextmanager
+def cluster(tmp_path: Path, store: str) -> Iterator[Cluster]:
+    made = Cluster(tmp_path, store)
+    try:
+        yield made
+    except BaseException:
+        print(made.close())  # shown by pytest on failure
+        raise
+    made.close()
+
+
+def eventually(check: Callable[[], Any], timeout: float = 20) -> Any:
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        try:
+            last = check()
+            if last:
+                return last
+        except (OSError, AssertionError, KeyError, ValueError) as exc:
+            last = exc
+        time.sleep(0.05)
+    raise AssertionError(f"not reached in {timeout}s: {last!r}")
+
+
+def snapshot_of(state_dir: Path) -> dict[str, Any]:
+    return dict(json.loads((state_dir / "snapshot.json").read_text()))
