@@ -182,11 +182,13 @@ class Handler(PluginHandler):
 
     def _record(self, ctx: RequestContext, body: bytes) -> ProduceRecord:
         conf = self.conf
-        needs_headers = conf.cloudevents or conf.message_format != "raw" or conf.record_headers
-        headers = ctx.headers() if needs_headers else _NO_HEADERS
         key: bytes | None = None
         try:
-            mode = cloudevents.mode_of(headers) if conf.cloudevents else None
+            mode = (cloudevents.mode_for(ctx.header("content-type"),
+                                         ctx.header("ce-specversion") is not None)
+                    if conf.cloudevents else None)  # fmt: skip
+            needs_headers = mode == "binary" or conf.message_format != "raw" or conf.record_headers
+            headers = ctx.headers() if needs_headers else _NO_HEADERS
             if mode == "binary":
                 event = cloudevents.from_http_binary(headers, body)
             elif mode == "structured":

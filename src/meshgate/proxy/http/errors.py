@@ -36,11 +36,11 @@ def date_line() -> bytes:
     return _date_line
 
 
+_PHRASES = {status.value: status.phrase.encode() for status in HTTPStatus}
+
+
 def reason_phrase(status: int) -> bytes:
-    try:
-        return HTTPStatus(status).phrase.encode()
-    except ValueError:
-        return b"Unknown"
+    return _PHRASES.get(status, b"Unknown")
 
 
 def error_response(
