@@ -181,7 +181,7 @@ class Handler(PluginHandler):
         return batches, results
 
     async def _v2(self, topic: str, records: list[rest.RestRecord]) -> bytes:
-        produced = [ProduceRecord(r.key, r.value, r.headers, r.timestamp_ms) for r in records]
+        produced = [_produce_record(r) for r in records]
         check_sizes(produced, self.conf.max_record_bytes)
         stored = self._start(topic, records, produced)
         if stored is not None:  # one batch: its failure is the answer's status
@@ -206,8 +206,7 @@ class Handler(PluginHandler):
 
     async def _v3(self, topic: str, body: bytes) -> tuple[int, bytes, str]:
         parsed = rest.parse_v3_records(body)
-        produced = [ProduceRecord(p.record.key, p.record.value, p.record.headers,
-                                  p.record.timestamp_ms) for p in parsed]  # fmt: skip
+        produced = [_produce_record(p.record) for p in parsed]
         if len(parsed) == 1:
             stored = self._start(topic, [parsed[0].record], produced)
             if stored is not None:
@@ -252,3 +251,11 @@ class Handler(PluginHandler):
                     item = parsed[sendable[i]]
                     reports[sendable[i]] = rest.v3_report(meta, item, self.conf.cluster_id)
         return 200, b"".join(json.dumps(r).encode() for r in reports), JSON
+
+
+def _produce_record(rec: rest.RestRecord) -> ProduceRecord:
+    key, value, _, headers, timestamp_ms = rec
+    return _new_tuple(ProduceRecord, (key, value, headers, timestamp_ms))
+
+
+_new_tuple = tuple.__new__  # a NamedTuple built with no Python __new__ frame
