@@ -188,3 +188,17 @@ def test_events_asyncapi_lists_the_demo_topics() -> None:
     doc = json.loads(proc.stdout)
     assert doc["asyncapi"] == "3.0.0"
     assert "orders" in doc["channels"]
+
+
+def test_the_start_up_hint_names_a_path_a_plain_route_answers() -> None:
+    from meshgate import snapshot
+    from meshgate.cli.run_cmd import _sample_path
+
+    routes = (
+        snapshot.Route(id="h", hosts=("shop.example.org",), paths=("/",)),
+        snapshot.Route(id="r", paths=("~/v(?<version>\\d+)/items$",)),
+        snapshot.Route(id="p", methods=("POST",), paths=("/post-only",)),
+        snapshot.Route(id="e", paths=("/echo",)),
+    )
+    assert _sample_path(snapshot.Snapshot(routes=routes)) == "/echo"
+    assert _sample_path(snapshot.Snapshot(routes=routes[:3])) == "/"

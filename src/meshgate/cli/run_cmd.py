@@ -357,7 +357,18 @@ def _print_banner(snap: snapshot.Snapshot, plan: RunPlan, admin: AdminServer | N
     )
     http = next((ln for ln in snap.listeners if ln.protocol == "http"), None)
     if http is not None:
-        lines.append(f"  try    curl -i http://{http.address}:{http.port}/")
+        lines.append(f"  try    curl -i http://{http.address}:{http.port}{_sample_path(snap)}")
     if admin is not None:
         lines.append(f"         curl -s {admin.scheme}://{admin.host}:{admin.port}/services")
     typer.echo("\n".join(lines), err=True)
+
+
+def _sample_path(snap: snapshot.Snapshot) -> str:
+    """A path the first plain route (no hosts, no regex) answers, for the start-up hint."""
+    for route in snap.routes:
+        if route.hosts or (route.methods and "GET" not in route.methods):
+            continue
+        for path in route.paths:
+            if not path.startswith("~"):
+                return path
+    return "/"
