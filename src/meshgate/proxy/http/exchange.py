@@ -35,6 +35,7 @@ from meshgate.proxy.http.heads import (
     status_line,
 )
 from meshgate.proxy.http.pool import PoolKey
+from meshgate.proxy.http.request import unread_body_closes
 
 if TYPE_CHECKING:
     from meshgate.proxy.balancer import Outcome, Target
@@ -300,10 +301,8 @@ class Exchange(ExchangeBase):
         if ctx is not None and not upstream_head(self, ctx, status, facts):
             return  # a plugin answered instead (exit or error)
         close_after = (
-            not req.keep_alive
-            or client.engine.state.draining
-            or (req.has_body and not req.message_complete)
-        )
+            not req.keep_alive or client.engine.state.draining or unread_body_closes(req)
+        )  # a request body still due is dropped (the connection upstream is not reused)
         if req.method == b"HEAD" or status == 204 or status == 304:
             mode = MODE_NONE
         elif facts.content_length >= 0 and not facts.chunked and self.body_ctx is None:

@@ -167,3 +167,17 @@ def parse_target(req: ProxyRequest) -> None:
         req.raw_path = b"*"
         return
     raise HeadError(400, "bad-request", "invalid request target")
+
+
+DISCARD_MAX = 1 << 20
+"""Body bytes still due that an answer given before them reads and drops (as nginx discards a
+body) so that the connection serves the next request; a larger or chunked rest closes it."""
+
+
+def unread_body_closes(req: ProxyRequest) -> bool:
+    """Whether answering ``req`` now, before its body is all in, must close the connection."""
+    return (
+        req.has_body
+        and not req.message_complete
+        and (req.chunked or req.content_length - req.body_received > DISCARD_MAX)
+    )

@@ -18,7 +18,7 @@ import httptools
 from meshgate.proxy.http import errors
 from meshgate.proxy.http.accesslog import access_logger, build_record
 from meshgate.proxy.http.heads import CRLF, SERVER_LINE, status_line
-from meshgate.proxy.http.request import ProxyRequest
+from meshgate.proxy.http.request import ProxyRequest, unread_body_closes
 from meshgate.proxy.tls.permissions import FORBIDDEN_MESSAGE, FORBIDDEN_REASON
 
 if TYPE_CHECKING:
@@ -34,8 +34,6 @@ log_enabled = access_logger.isEnabledFor
 PH_IDLE, PH_HEAD, PH_BODY, PH_WAIT = 0, 1, 2, 3
 # Why reading is paused (a bit each).
 PAUSE_PIPELINE, PAUSE_BODY, PAUSE_UPSTREAM, PAUSE_UPGRADE, PAUSE_PLUGIN = 1, 2, 4, 8, 16
-# Body bytes still due that an early answer reads and drops to keep the connection.
-DISCARD_MAX = 1 << 20
 # What a client the mesh's traffic permissions deny gets for each request.
 _FORBIDDEN = (403, FORBIDDEN_REASON, FORBIDDEN_MESSAGE)
 
@@ -205,19 +203,14 @@ class ConnectionBase(asyncio.Protocol):
             self.transport.close()
 
     def _must_close(self, req: ProxyRequest) -> bool:
-        """Whether the answer to ``req`` ends the connection.  One given before the request
-        body is all in keeps it when the rest is small and of known length: that rest is
-        read and dropped (as nginx discards a body), then the next request is served."""
+        """Whether the answer to ``req`` ends the connection (see ``unread_body_closes`` for
+        one given before the request body is all in)."""
         return (
             not req.keep_alive
             or self.engine.state.draining
             or self.half_closed
             or self.upgrade_buffer is not None
-            or (
-                req.has_body
-                and not req.message_complete
-                and (req.chunked or req.content_length - req.body_received > DISCARD_MAX)
-            )
+            or unread_body_closes(req)
         )
 
     def _set_phase(self, phase: int) -> None:
@@ -244,6 +237,9 @@ class ConnectionBase(asyncio.Protocol):
         if current is not None and not current.responded and current is not failing:
             self.fatal = (status, reason, message)  # answered once ``current`` is done
             self._pause(PAUSE_PIPELINE)
+            return
+        if failing is not None and failing.responded:
+            self.transport.close()  # answered before its body, which then broke or stalled
             return
         if failing is not None and failing is current:
             exchange = failing.exchange
