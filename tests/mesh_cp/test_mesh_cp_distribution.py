@@ -69,6 +69,13 @@ def test_traffic_flows_outbound_to_inbound_and_only_changed_snapshots_are_pushed
                 status_view = overview.json()["status"]
                 assert status_view["connected"] is True
                 assert status_view["lastAckedVersion"] == web.agent.running.version  # type: ignore[union-attr]
+                listed = (await call(cp, "GET", "/meshes/default/dataplanes+insights")).json()
+                by_name = {i["dataplane"]["name"]: i["status"] for i in listed["items"]}
+                assert listed["total"] == 2
+                assert set(by_name) == {"web-1", "backend-1"}
+                for field in ("state", "lastAckedVersion", "controlPlane", "pushes"):
+                    assert by_name["web-1"][field] == status_view[field]
+                assert by_name["backend-1"]["state"] == "online"
                 config = (await call(cp, "GET", "/meshes/default/dataplanes/web-1/_config")).json()
                 assert config["version"] == web.agent.running.version  # type: ignore[union-attr]
                 assert [ln["port"] for ln in config["listeners"]] == [outbound_port]

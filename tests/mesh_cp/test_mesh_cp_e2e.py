@@ -116,6 +116,7 @@ def test_three_sidecars_route_traffic_and_survive_a_cp_restart(mesh: Mesh) -> No
     assert "svc-a-1" in listed
     assert "svc-b-1" in listed
     assert "svc-c-1" in listed
+    assert listed.count("online") == 3  # the STATUS column, from dataplanes+insights
     inspected = mesh.cli("inspect", "dataplane", "svc-a-1", "--rules")
     assert "connected" in inspected
     assert "allow-all-default" in inspected

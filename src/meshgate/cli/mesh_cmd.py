@@ -148,13 +148,29 @@ def get(
         text = json.dumps(data, indent=2) if output == "json" else yaml.safe_dump(data)
         typer.echo(text.rstrip("\n"))
         return
-    table = Table("MESH", "NAME", "TYPE", "DETAILS")
+    states = _dataplane_states(client, mesh) if collection == "dataplanes" else {}
+    table = Table("MESH", "NAME", "TYPE", "DETAILS", *(["STATUS"] if states else []))
     for item in items:
         # escaped: "[svc:port]" would otherwise be read as rich markup and vanish
-        table.add_row(
-            item.get("mesh", item["name"]), item["name"], item["type"], escape(_details(item))
-        )
+        row = [item.get("mesh", item["name"]), item["name"], item["type"], escape(_details(item))]
+        if states:
+            row.append(states.get(item["name"], "-"))
+        table.add_row(*row)
     Console().print(table)
+
+
+def _dataplane_states(client: Client, mesh: str) -> dict[str, str]:
+    """Dataplane name -> "online (cp)" / "offline", from ``dataplanes+insights``."""
+    states: dict[str, str] = {}
+    path: str | None = f"/meshes/{mesh}/dataplanes+insights?size=1000"
+    while path:
+        page = client.ok("GET", path)
+        for item in page["items"]:
+            status = item["status"]
+            where = f" ({status['controlPlane']})" if status.get("controlPlane") else ""
+            states[item["dataplane"]["name"]] = f"{status['state']}{where}"
+        path = page["next"]
+    return states
 
 
 def _details(item: dict[str, Any]) -> str:
@@ -187,6 +203,7 @@ def inspect_dataplane(
     status = overview["status"]
     table = Table("FIELD", "VALUE", title=f"dataplane {mesh}/{name}")
     table.add_row("connected", str(status["connected"]))
+    table.add_row("control plane", str(status.get("controlPlane") or "-"))
     table.add_row("last pushed version", str(status["lastPushedVersion"]))
     table.add_row("last ACKed version", str(status["lastAckedVersion"]))
     nack = status.get("lastNack")

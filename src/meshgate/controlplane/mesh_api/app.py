@@ -15,7 +15,8 @@ Routes (JSON in and out):
 * ``GET|PUT|DELETE /meshes/{mesh}/{collection}/{name}`` — PUT answers 201 (created) or 200;
   invalid resources get 400 with every violation and its field path;
 * ``GET /meshes/{mesh}/dataplanes/{name}/_config`` (effective snapshot), ``/_rules``
-  (policy merge view), ``/_overview`` (resource + connection, ACK/NACK and certificate);
+  (policy merge view), ``/_overview`` (resource + connection, ACK/NACK and certificate),
+  and ``/meshes/{mesh}/dataplanes+insights`` (every dataplane with that status, paged);
 * ``POST /tokens/dataplane`` ``{mesh, name?, tags?, validFor?}`` → the token as text.
 
 With an admin token every request must carry it (``Authorization: Bearer <token>``);
@@ -92,6 +93,7 @@ class MeshApi:
             Route("/meshes/{mesh}/dataplanes/{name}/_config", e(self.inspect_config)),
             Route("/meshes/{mesh}/dataplanes/{name}/_rules", e(self.inspect_rules)),
             Route("/meshes/{mesh}/dataplanes/{name}/_overview", e(self.inspect_overview)),
+            Route("/meshes/{mesh}/dataplanes+insights", e(self.list_overviews)),
             Route("/meshes/{mesh}/{collection}", e(self.list_collection)),
             Route(
                 "/meshes/{mesh}/{collection}/{name}", e(self.item), methods=["GET", "PUT", "DELETE"]
@@ -258,6 +260,18 @@ class MeshApi:
         if doc is None:
             raise not_found(f"dataplane '{name}' in mesh '{mesh}'")
         return JSON({"dataplane": strip_id(doc), "status": self.engine.overview(mesh, name)})
+
+    async def list_overviews(self, request: Request) -> Response:
+        """Kuma's ``dataplanes+insights``: the ``dataplanes`` page, each item with its status
+        as ``_overview`` gives it (online, at which control plane, ACKs, certificate)."""
+        mesh = request.path_params["mesh"]
+        await self._require_mesh(mesh)
+        page = await self._page(request, "dataplanes", {"mesh": mesh})
+        page["items"] = [
+            {"dataplane": item, "status": self.engine.overview(mesh, str(item.get("name")))}
+            for item in page["items"]
+        ]
+        return JSON(page)
 
     # ------------------------------------------------------------------ tokens
 
