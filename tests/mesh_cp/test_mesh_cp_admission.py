@@ -9,10 +9,12 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
+import pytest
 from mesh_cp_fakes import Rig, endpoints_of, engine_rig, numbered_doc
 from mesh_cp_kit import eventually
 
 from meshgate import snapshot
+from meshgate.controlplane.distribution import compiling
 from meshgate.controlplane.distribution.storage import put_resource
 from meshgate.policies import parse_resource
 from meshgate.resources.mesh.dataplane import Dataplane
@@ -92,17 +94,21 @@ def test_a_burst_of_admissions_ends_where_a_from_scratch_compile_does(tmp_path: 
     asyncio.run(scenario())
 
 
-def test_only_the_sidecars_a_new_dataplane_reaches_are_recompiled(tmp_path: Path) -> None:
+def test_only_the_sidecars_a_new_dataplane_reaches_are_recompiled(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     async def scenario() -> None:
         async with engine_rig(tmp_path, push_delay=0.001) as rig:
             compiled: Counter[str] = Counter()
-            original = rig.engine._compile
+            original = compiling.compile_for
 
-            async def counting(mesh: Any, dataplane: Any, session: Any) -> snapshot.Snapshot:
+            async def counting(
+                engine: Any, mesh: Any, dataplane: Any, session: Any
+            ) -> snapshot.Snapshot:
                 compiled[dataplane.name] += 1
-                return await original(mesh, dataplane, session)
+                return await original(engine, mesh, dataplane, session)
 
-            rig.engine._compile = counting  # type: ignore[method-assign]
+            monkeypatch.setattr(compiling, "compile_for", counting)
             for i in range(60):  # serving only: nobody depends on anybody
                 await rig.admit(numbered_doc(i, SERVICES))
             assert compiled == Counter({f"dp-{i:03d}": 1 for i in range(60)})

@@ -16,7 +16,7 @@ from mesh_cp_ha_kit import store_url_for
 
 from meshgate.controlplane.ca import MeshCA, StoreCAStorage
 from meshgate.controlplane.ca.manager import utc_now
-from meshgate.controlplane.distribution import DataplaneTokens, DistributionEngine, upkeep
+from meshgate.controlplane.distribution import DataplaneTokens, DistributionEngine, inspect, upkeep
 from meshgate.controlplane.distribution.liveness import SESSION_TYPE
 from meshgate.controlplane.distribution.offline import OFFLINE_TYPE, offline_doc
 from meshgate.controlplane.distribution.replicas import Replicas
@@ -195,7 +195,10 @@ def test_dataplanes_of_live_replicas_are_kept_and_of_dead_ones_expire(
                 await asyncio.sleep(0.3)  # past the reconnect grace
                 assert await engine.mark_unclaimed(t0) == []
                 assert (await store_a.list(OFFLINE_TYPE)).data == []
-                kept, lost = engine.overview("default", "kept"), engine.overview("default", "lost")
+                kept, lost = (
+                    inspect.overview(engine, "default", "kept"),
+                    inspect.overview(engine, "default", "lost"),
+                )
                 assert (kept["state"], kept["controlPlane"]) == ("online", "cp-b")
                 assert (lost["state"], lost["controlPlane"]) == ("online", "cp-c")
                 assert kept["connectedAt"] == t0
@@ -205,8 +208,8 @@ def test_dataplanes_of_live_replicas_are_kept_and_of_dead_ones_expire(
                 beats["cp-b"] = clock.timestamp()
                 await others["cp-b"].beat()
                 await engine.reload()
-                assert engine.overview("default", "kept")["state"] == "online"
-                lost = engine.overview("default", "lost")
+                assert inspect.overview(engine, "default", "kept")["state"] == "online"
+                lost = inspect.overview(engine, "default", "lost")
                 assert (lost["state"], lost["disconnectedAt"]) == ("offline", t0)
                 await upkeep.heartbeat(engine)  # reaps cp-c's session into an offline record
                 assert await store_a.get(SESSION_TYPE, "default/lost") is None
@@ -226,7 +229,7 @@ def test_dataplanes_of_live_replicas_are_kept_and_of_dead_ones_expire(
                 assert await engine.cleanup_offline() == [("default", "lost")]
                 assert await store_a.get(DATAPLANES, "default/lost") is None
                 assert await store_a.get(DATAPLANES, "default/kept") is not None
-                assert engine.overview("default", "kept")["state"] == "online"
+                assert inspect.overview(engine, "default", "kept")["state"] == "online"
             finally:
                 await engine.stop()
         finally:

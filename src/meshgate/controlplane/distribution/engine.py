@@ -29,15 +29,10 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from meshgate import snapshot
-from meshgate.agent.dataplane.protocol import LOCAL_KEY, message
-from meshgate.compiler.mesh import compile_dataplane
-from meshgate.compiler.mesh_index import MeshIndex, build_mesh_index
-from meshgate.compiler.mesh_rules import dataplane_rules
-from meshgate.compiler.mesh_tls import MeshTLSMaterial
-from meshgate.controlplane.ca.certs import WorkloadCert
+from meshgate.agent.dataplane.protocol import message
+from meshgate.compiler.mesh_index import MeshIndex
 from meshgate.controlplane.ca.manager import MeshCA, utc_now
-from meshgate.controlplane.distribution import offline, upkeep
+from meshgate.controlplane.distribution import compiling, offline, upkeep
 from meshgate.controlplane.distribution.liveness import (
     DEFAULT_HEARTBEAT_INTERVAL,
     default_dead_after,
@@ -50,8 +45,6 @@ from meshgate.controlplane.distribution.sessions import (
     Key,
     Session,
     check_hello,
-    connection_view,
-    session_certificate,
 )
 from meshgate.controlplane.distribution.state import (
     Delta,
@@ -65,8 +58,6 @@ from meshgate.controlplane.distribution.storage import (
 )
 from meshgate.controlplane.distribution.tokens import DataplaneTokens
 from meshgate.errors import ConfigError
-from meshgate.resources.mesh.dataplane import Dataplane
-from meshgate.resources.mesh.mesh import Mesh
 from meshgate.store.api import Store
 from meshgate.store.errors import RevisionGone
 from meshgate.tasks import spawn
@@ -116,7 +107,7 @@ class DistributionEngine:
         self.state = MeshState(revision=-1)
         self.sessions: dict[Key, Session] = {}
         self.statuses: dict[Key, DataplaneStatus] = {}
-        self._indexes: dict[str, MeshIndex] = {}
+        self.indexes: dict[str, MeshIndex] = {}
         self._pending = Delta()
         self._next_pass: asyncio.Future[None] | None = None
         self._pass_task: asyncio.Task[None] | None = None
@@ -232,7 +223,7 @@ class DistributionEngine:
 
     def note(self, delta: Delta) -> None:
         for mesh in delta.touched:
-            self._indexes.pop(mesh, None)
+            self.indexes.pop(mesh, None)
         self._pending.merge(delta)
 
     def schedule_pass(self) -> asyncio.Future[None]:
@@ -289,7 +280,7 @@ class DistributionEngine:
             status.compile_error = "the mesh or the dataplane no longer exists"
             return
         try:
-            snap = await self._compile(mesh, dataplane, session)
+            snap = await compiling.compile_for(self, mesh, dataplane, session)
         except (ConfigError, ValueError) as exc:
             status.compile_error = str(exc)
             _log.error("cannot compile dataplane %s/%s: %s", mesh_name, name, exc)
@@ -313,37 +304,6 @@ class DistributionEngine:
                     cert_not_after=not_after)
         )  # fmt: skip
         _log.info("pushed snapshot %s to %s/%s", snap.version, mesh_name, name)
-
-    def _index(self, mesh: str) -> MeshIndex:
-        index = self._indexes.get(mesh)
-        if index is None:
-            index = build_mesh_index(mesh, self.state.mesh_dataplanes(mesh))
-            self._indexes[mesh] = index
-        return index
-
-    async def _compile(
-        self, mesh: Mesh, dataplane: Dataplane, session: Session | None
-    ) -> snapshot.Snapshot:
-        material = None
-        if mesh.mtls_enabled:
-            roots = await self.ca.trusted_roots(mesh)
-            cert = await self._certificate(session, mesh, dataplane) if session else None
-            material = MeshTLSMaterial(cert.cert if cert else "", LOCAL_KEY, roots)
-        return compile_dataplane(
-            mesh,
-            dataplane,
-            (),  # the index holds what the compile needs of the other dataplanes
-            self.state.mesh_policies(mesh.name),
-            material,
-            index=self._index(mesh.name),
-        )
-
-    async def _certificate(
-        self, session: Session, mesh: Mesh, dataplane: Dataplane
-    ) -> WorkloadCert:
-        """The session's workload certificate, (re)signed from its CSR when due."""
-        status = self.statuses.setdefault(session.key, DataplaneStatus())
-        return await session_certificate(self.ca, session, status, mesh, dataplane, self.clock())
 
     # ------------------------------------------------------------------ sessions
 
@@ -427,39 +387,6 @@ class DistributionEngine:
 
     def now(self) -> float:
         return self.clock().timestamp()
-
-    # ------------------------------------------------------------------ inspect
-
-    async def inspect_snapshot(self, mesh_name: str, name: str) -> snapshot.Snapshot | None:
-        """The snapshot the dataplane runs (or would run); None when mesh/dataplane are unknown."""
-        session = self.sessions.get((mesh_name, name))
-        if session is not None and session.pushed is not None:
-            return session.pushed
-        mesh = self.state.meshes.get(mesh_name)
-        dataplane = self.state.dataplane(mesh_name, name)
-        if mesh is None or dataplane is None:
-            return None
-        return await self._compile(mesh, dataplane, None)
-
-    def rules(self, mesh_name: str, name: str) -> dict[str, Any] | None:
-        mesh = self.state.meshes.get(mesh_name)
-        dataplane = self.state.dataplane(mesh_name, name)
-        if mesh is None or dataplane is None:
-            return None
-        return dataplane_rules(
-            mesh, dataplane, self.state.mesh_dataplanes(mesh_name),
-            self.state.mesh_policies(mesh_name),
-        )  # fmt: skip
-
-    def overview(self, mesh_name: str, name: str) -> dict[str, Any]:
-        """The dataplane's connection: this replica's own status when it holds the sidecar,
-        else what the replicas' records say (online at another replica, or offline since)."""
-        key, now = (mesh_name, name), self.clock()
-        status = self.statuses.get(key, DataplaneStatus())
-        if key in self.sessions:
-            return connection_view(status, None, self.replicas.instance_id, now)
-        verdict = self.replicas.verdict(key, now.timestamp())
-        return connection_view(status, verdict, self.replicas.instance_id, now)
 
 
 def new_instance_id() -> str:

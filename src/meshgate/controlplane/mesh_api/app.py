@@ -40,6 +40,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from meshgate import __version__
+from meshgate.controlplane.distribution import inspect
 from meshgate.controlplane.distribution.engine import DistributionEngine
 from meshgate.controlplane.distribution.storage import (
     KINDS,
@@ -242,14 +243,14 @@ class MeshApi:
 
     async def inspect_config(self, request: Request) -> Response:
         mesh, name = request.path_params["mesh"], request.path_params["name"]
-        snap = await self.engine.inspect_snapshot(mesh, name)
+        snap = await inspect.snapshot_of(self.engine, mesh, name)
         if snap is None:
             raise not_found(f"dataplane '{name}' in mesh '{mesh}'")
         return JSON(snap.model_dump(mode="json"))
 
     async def inspect_rules(self, request: Request) -> Response:
         mesh, name = request.path_params["mesh"], request.path_params["name"]
-        rules = self.engine.rules(mesh, name)
+        rules = inspect.rules(self.engine, mesh, name)
         if rules is None:
             raise not_found(f"dataplane '{name}' in mesh '{mesh}'")
         return JSON(rules)
@@ -259,7 +260,9 @@ class MeshApi:
         doc = await self.store.get(entity_type("dataplanes"), entity_id(mesh, name))
         if doc is None:
             raise not_found(f"dataplane '{name}' in mesh '{mesh}'")
-        return JSON({"dataplane": strip_id(doc), "status": self.engine.overview(mesh, name)})
+        return JSON(
+            {"dataplane": strip_id(doc), "status": inspect.overview(self.engine, mesh, name)}
+        )
 
     async def list_overviews(self, request: Request) -> Response:
         """Kuma's ``dataplanes+insights``: the ``dataplanes`` page, each item with its status
@@ -268,7 +271,10 @@ class MeshApi:
         await self._require_mesh(mesh)
         page = await self._page(request, "dataplanes", {"mesh": mesh})
         page["items"] = [
-            {"dataplane": item, "status": self.engine.overview(mesh, str(item.get("name")))}
+            {
+                "dataplane": item,
+                "status": inspect.overview(self.engine, mesh, str(item.get("name"))),
+            }
             for item in page["items"]
         ]
         return JSON(page)
