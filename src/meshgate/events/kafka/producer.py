@@ -213,9 +213,10 @@ class _BatchReport:
                                        size=size, limit=self._limit)  # fmt: skip
         else:
             offset = message.offset()  # None or negative with acks=0: not known
-            self.placed.append(RecordMetadata(
-                self.topic, message.partition(), offset if offset is not None and offset >= 0
-                else -1, message.timestamp()[1]))  # fmt: skip
+            if offset is None or offset < 0:
+                offset = -1
+            meta = (self.topic, message.partition(), offset, message.timestamp()[1])
+            self.placed.append(_new_tuple(RecordMetadata, meta))
         self.waiting -= 1
         if self.waiting:
             return
@@ -246,3 +247,6 @@ class _BatchReport:
 
 def _offset_of(meta: RecordMetadata) -> int:
     return meta.offset
+
+
+_new_tuple = tuple.__new__  # a NamedTuple built with no Python __new__ frame (one per record)
