@@ -13,7 +13,11 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -168,3 +172,67 @@ class RecordingProxy:
 
     def ports(self) -> dict[str, int]:
         return {}
+
+
+# --------------------------------------------------------------------------- shared helpers
+
+
+def eventually(check: Callable[[], Any], timeout: float = 20, interval: float = 0.05) -> Any:
+    """``check()``'s first truthy result within ``timeout`` s (its errors count as not yet)."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        try:
+            last = check()
+            if last:
+                return last
+        except (OSError, AssertionError, KeyError, ValueError, http.client.HTTPException) as exc:
+            last = exc
+        time.sleep(interval)
+    raise AssertionError(f"not reached in {timeout}s: {last!r}")
+
+
+def json_api(port: int, path: str, method: str = "GET", body: Any = None) -> Any:
+    """A JSON API call on 127.0.0.1: the parsed answer, or its text when it is not JSON."""
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}{path}", method=method,
+        data=None if body is None else json.dumps(body).encode(),
+        headers={"content-type": "application/json"},
+    )  # fmt: skip
+    with urllib.request.urlopen(request, timeout=10) as response:
+        raw = response.read()
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return raw.decode()
+
+
+PG_DSN_ENV = "MESHGATE_TEST_PG_DSN"
+
+
+def pg_dsn() -> str:
+    """The test PostgreSQL's DSN; the test is skipped outside ``make test``, which starts
+    PostgreSQL and sets it."""
+    dsn = os.environ.get(PG_DSN_ENV)
+    if not dsn:
+        import pytest
+
+        pytest.skip(f'{PG_DSN_ENV} is not set; start it: eval "$(bash scripts/services/env.sh)"')
+    return dsn
+
+
+@contextmanager
+def fresh_pg_schema(dsn: str, prefix: str = "mg_test") -> Iterator[str]:
+    """A new empty PostgreSQL schema for one test, dropped afterwards; yields a store URL
+    using it."""
+    import psycopg  # a dev dependency: only the PostgreSQL tests need it
+
+    schema = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    separator = "&" if "?" in dsn else "?"
+    try:
+        yield f"{dsn}{separator}options=-csearch_path%3D{schema}"
+    finally:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA {schema} CASCADE")

@@ -5,16 +5,15 @@ a background event loop so tests stay plain synchronous functions."""
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
 from admin_kit import AdminClient, MakeAdmin
 
+import testkit
 from meshgate.controlplane.admin_api import NodeInfo, create_admin_app
 from meshgate.store import open_store
 from testkit import BackgroundLoop
@@ -22,18 +21,9 @@ from testkit import BackgroundLoop
 PG_DSN_ENV = "MESHGATE_TEST_PG_DSN"
 
 
-@contextmanager
-def fresh_pg_schema(dsn: str) -> Iterator[str]:
+def fresh_pg_schema(dsn: str) -> AbstractContextManager[str]:
     """A new empty schema for one test, dropped afterwards; yields a store URL using it."""
-    schema = f"mg_admin_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute(f"CREATE SCHEMA {schema}")
-    separator = "&" if "?" in dsn else "?"
-    try:
-        yield f"{dsn}{separator}options=-csearch_path%3D{schema}"
-    finally:
-        with psycopg.connect(dsn, autocommit=True) as conn:
-            conn.execute(f"DROP SCHEMA {schema} CASCADE")
+    return testkit.fresh_pg_schema(dsn, "mg_admin_test")
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.services)])

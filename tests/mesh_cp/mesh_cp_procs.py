@@ -13,8 +13,6 @@ import ssl
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +22,8 @@ import yaml
 from cryptography import x509
 
 from meshgate import snapshot
-from testkit import MESHGATE, free_port, wait_for_port
+from testkit import MESHGATE, free_port, json_api, wait_for_port
+from testkit import eventually as testkit_eventually
 
 APPS = str(Path(__file__).with_name("mesh_cp_apps.py"))
 
@@ -96,17 +95,7 @@ class Mesh:
         return self.cli("apply", "-f", str(path))
 
     def api(self, path: str, method: str = "GET", body: Any = None) -> Any:
-        request = urllib.request.Request(
-            f"http://127.0.0.1:{self.api_port}{path}", method=method,
-            data=None if body is None else json.dumps(body).encode(),
-            headers={"content-type": "application/json"},
-        )  # fmt: skip
-        with urllib.request.urlopen(request, timeout=10) as response:
-            raw = response.read()
-        try:
-            return json.loads(raw)
-        except ValueError:
-            return raw.decode()
+        return json_api(self.api_port, path, method, body)
 
     def apps(self, *specs: str) -> None:
         """Start the apps process (see ``mesh_cp_apps``) and wait for its ports."""
@@ -167,17 +156,7 @@ class Mesh:
 
 
 def eventually(check: Callable[[], Any], timeout: float = 20) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        try:
-            last = check()
-            if last:
-                return last
-        except (OSError, AssertionError, KeyError, ValueError, http.client.HTTPException) as exc:
-            last = exc
-        time.sleep(0.1)
-    raise AssertionError(f"not reached in {timeout}s: {last!r}")
+    return testkit_eventually(check, timeout, interval=0.1)
 
 
 def request(

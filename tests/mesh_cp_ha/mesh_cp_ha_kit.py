@@ -8,45 +8,17 @@ import os
 import signal
 import subprocess
 import tempfile
-import time
 import urllib.error
 import urllib.request
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import psycopg
-import pytest
 import yaml
 
-from testkit import MESHGATE, free_port, wait_for_port
-
-PG_DSN_ENV = "MESHGATE_TEST_PG_DSN"
-
-
-def pg_dsn() -> str:
-    dsn = os.environ.get(PG_DSN_ENV)
-    if not dsn:
-        pytest.skip(f'{PG_DSN_ENV} is not set; start it: eval "$(bash scripts/services/env.sh)"')
-    return dsn
-
-
-@contextmanager
-def fresh_pg_store() -> Iterator[str]:
-    """A store URL on a new, empty PostgreSQL schema, dropped afterwards."""
-    dsn = pg_dsn()
-    schema = f"mg_cp_ha_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute(f"CREATE SCHEMA {schema}")
-    separator = "&" if "?" in dsn else "?"
-    try:
-        yield f"{dsn}{separator}options=-csearch_path%3D{schema}"
-    finally:
-        with psycopg.connect(dsn, autocommit=True) as conn:
-            conn.execute(f"DROP SCHEMA {schema} CASCADE")
+from testkit import MESHGATE, free_port, fresh_pg_schema, json_api, pg_dsn, wait_for_port
 
 
 @contextmanager
@@ -54,7 +26,7 @@ def store_url_for(kind: str, tmp_path: Path) -> Iterator[str]:
     if kind == "sqlite":
         yield f"sqlite:///{tmp_path}/cp.db"
         return
-    with fresh_pg_store() as url:
+    with fresh_pg_schema(pg_dsn(), "mg_cp_ha") as url:
         yield url
 
 
@@ -121,17 +93,7 @@ class Replica:
         return f"https://127.0.0.1:{self.dp_port}"
 
     def api(self, path: str, method: str = "GET", body: Any = None) -> Any:
-        request = urllib.request.Request(
-            f"http://127.0.0.1:{self.api_port}{path}", method=method,
-            data=None if body is None else json.dumps(body).encode(),
-            headers={"content-type": "application/json"},
-        )  # fmt: skip
-        with urllib.request.urlopen(request, timeout=10) as response:
-            raw = response.read()
-        try:
-            return json.loads(raw)
-        except ValueError:
-            return raw.decode()
+        return json_api(self.api_port, path, method, body)
 
     def status(self, name: str, mesh: str = "default") -> dict[str, Any] | None:
         try:
@@ -205,20 +167,6 @@ def cluster(tmp_path: Path, store: str) -> Iterator[Cluster]:
         print(made.close())  # shown by pytest on failure
         raise
     made.close()
-
-
-def eventually(check: Callable[[], Any], timeout: float = 20) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        try:
-            last = check()
-            if last:
-                return last
-        except (OSError, AssertionError, KeyError, ValueError) as exc:
-            last = exc
-        time.sleep(0.05)
-    raise AssertionError(f"not reached in {timeout}s: {last!r}")
 
 
 def snapshot_of(state_dir: Path) -> dict[str, Any]:

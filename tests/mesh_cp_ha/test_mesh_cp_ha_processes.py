@@ -17,14 +17,12 @@ from mesh_cp_ha_kit import (
     GRACE,
     HEARTBEAT,
     cluster,
-    eventually,
-    fresh_pg_store,
     snapshot_of,
     store_url_for,
 )
 
 from meshgate.store import Store, open_store
-from testkit import free_port
+from testkit import eventually, free_port, fresh_pg_schema, pg_dsn
 
 TIMEOUT_SPEC = {
     "targetRef": {"kind": "Mesh"},
@@ -112,7 +110,7 @@ def test_a_policy_through_one_replica_reaches_sidecars_of_the_other(
 
 @pytest.mark.services
 def test_a_killed_replica_s_dataplanes_go_offline_or_fail_over(tmp_path: Path) -> None:
-    with fresh_pg_store() as url, cluster(tmp_path, url) as mesh:
+    with fresh_pg_schema(pg_dsn(), "mg_cp_ha") as url, cluster(tmp_path, url) as mesh:
         mesh.start("cp-a", "cp-b")
         a, b = mesh.replicas["cp-a"], mesh.replicas["cp-b"]
         mesh.sidecar("stuck", [b], ("svc-s", free_port()), {})

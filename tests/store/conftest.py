@@ -6,41 +6,23 @@ each test gets its own schema, selected through the URL's ``options=-csearch_pat
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 
-import psycopg
 import pytest
+
+import testkit
 
 PG_DSN_ENV = "MESHGATE_TEST_PG_DSN"
 
 
-def _pg_url_with_schema(dsn: str, schema: str) -> str:
-    separator = "&" if "?" in dsn else "?"
-    return f"{dsn}{separator}options=-csearch_path%3D{schema}"
+pg_dsn = testkit.pg_dsn
 
 
-def pg_dsn() -> str:
-    dsn = os.environ.get(PG_DSN_ENV)
-    if not dsn:
-        pytest.skip(f'{PG_DSN_ENV} is not set; start it: eval "$(bash scripts/services/env.sh)"')
-    return dsn
-
-
-@contextmanager
-def fresh_pg_schema(dsn: str) -> Iterator[str]:
+def fresh_pg_schema(dsn: str) -> AbstractContextManager[str]:
     """A new empty schema for one test, dropped afterwards; yields a store URL using it."""
-    schema = f"mg_store_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute(f"CREATE SCHEMA {schema}")
-    try:
-        yield _pg_url_with_schema(dsn, schema)
-    finally:
-        with psycopg.connect(dsn, autocommit=True) as conn:
-            conn.execute(f"DROP SCHEMA {schema} CASCADE")
+    return testkit.fresh_pg_schema(dsn, "mg_store_test")
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.services)])
