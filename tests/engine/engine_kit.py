@@ -113,6 +113,17 @@ class StubRouter:
                 return RouteMatch(route, croute, prefix, path, {}, path, path[1:])
         return None
 
+    def match_head(
+        self,
+        method: bytes,
+        host: bytes | None,
+        raw_path: bytes,
+        headers: Any,
+        sni: str | None = None,
+    ) -> RouteMatch[CompiledRoute] | None:
+        host_text = host.decode("latin-1").lower() if host else ""
+        return self.match(method.decode(), host_text, raw_path.decode(), None, sni)
+
 
 def make_service(
     ports: list[int],

@@ -15,7 +15,7 @@ Pure logic: no I/O, no asyncio.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -28,6 +28,9 @@ from meshgate.proxy.router_normalize import normalize_path, sanitize_postfix, sp
 __all__ = ["Explanation", "RouteMatch", "Router", "RouterBuildError", "upstream_path"]
 
 T = TypeVar("T")
+MEMO_SIZE = 1024  # requests remembered by ``match_head``; full, it starts over
+_METHODS = {m.encode(): m for m in ("GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS", "PATCH")}
+_UNSEEN: Any = object()
 
 
 @dataclass(slots=True)
@@ -59,7 +62,7 @@ class Explanation:
 class Router(Generic[T]):
     """Routes compiled for one snapshot; immutable once built."""
 
-    __slots__ = ("_entries", "_ignored", "_index", "_route_set", "uses_headers")
+    __slots__ = ("_entries", "_ignored", "_index", "_memo", "_route_set", "uses_headers")
 
     def __init__(self, route_set: RouteSet[T]) -> None:
         self._route_set = route_set  # what the next build starts from
@@ -67,6 +70,8 @@ class Router(Generic[T]):
         self._ignored = route_set.ignored  # routes with no HTTP protocol
         self._index = route_set.index
         self.uses_headers = route_set.header_entries > 0
+        self._memo: dict[tuple[bytes, bytes | None, bytes, str | None], RouteMatch[T] | None]
+        self._memo = {}
 
     @classmethod
     def build(
@@ -128,6 +133,45 @@ class Router(Generic[T]):
             if entry is not None:
                 best, bound = entry, entry.rank
         return None if best is None else _route_match(best, npath)
+
+    def match_head(
+        self,
+        method: bytes,
+        host: bytes | None,
+        raw_path: bytes,
+        headers: Callable[[], Mapping[str, str]],
+        sni: str | None = None,
+    ) -> RouteMatch[T] | None:
+        """``match`` for a request head as the client sent it (``headers`` called only when
+        some route matches on headers).  Without header rules the answer depends on these
+        four values alone, so it is remembered (up to ``MEMO_SIZE`` heads, as Kong's router
+        caches its matches); a new snapshot builds a new router, so it never goes stale."""
+        if self.uses_headers:
+            return self._match_head(method, host, raw_path, headers(), sni)
+        key = (method, host, raw_path, sni)
+        found = self._memo.get(key, _UNSEEN)
+        if found is _UNSEEN:
+            found = self._match_head(method, host, raw_path, None, sni)
+            if len(self._memo) >= MEMO_SIZE:
+                self._memo.clear()
+            self._memo[key] = found
+        return found  # type: ignore[no-any-return]
+
+    def _match_head(
+        self,
+        method: bytes,
+        host: bytes | None,
+        raw_path: bytes,
+        headers: Mapping[str, str] | None,
+        sni: str | None,
+    ) -> RouteMatch[T] | None:
+        return self.match(
+            _METHODS.get(method) or method.decode("latin-1"),
+            host.decode("latin-1").lower() if host else "",
+            raw_path.decode("utf-8", "surrogateescape"),
+            headers,
+            sni,
+        )
 
     def _naive_match(
         self,

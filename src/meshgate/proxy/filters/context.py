@@ -9,6 +9,7 @@ have no meaning raise ``PhaseError``.
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from collections.abc import Mapping, Sequence
@@ -34,6 +35,12 @@ DEFAULT_BODY_LIMIT = 8 * 1024 * 1024
 
 def _json(data: Any) -> bytes:
     return json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+@functools.lru_cache(maxsize=256)
+def _message_json(message: str) -> bytes:
+    """``{"message": ...}`` as bytes: plugins answer with a few fixed messages."""
+    return _json({"message": message})
 
 
 class HttpContext:
@@ -301,7 +308,7 @@ class HttpContext:
         if body is None or isinstance(body, bytes | bytearray):
             data = None if body is None else bytes(body)
         else:
-            data = _json({"message": body} if isinstance(body, str) else dict(body))
+            data = _message_json(body) if isinstance(body, str) else _json(dict(body))
             if not any(n.lower() == "content-type" for n, _ in pairs):
                 pairs.append(("Content-Type", JSON_TYPE))
         raise Exit(status, data, pairs)

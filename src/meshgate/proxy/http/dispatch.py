@@ -20,7 +20,6 @@ if TYPE_CHECKING:
     from meshgate.proxy.http.server import HttpProxyProtocol
     from meshgate.proxy.router import RouteMatch
 
-_METHODS = {m.encode(): m for m in ("GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS", "PATCH")}
 _UPGRADE_TLS = b"Upgrade: TLS/1.2, HTTP/1.1\r\n"
 _CONNECTION_UPGRADE = b"Connection: Upgrade\r\n"
 
@@ -38,11 +37,7 @@ def dispatch(client: HttpProxyProtocol, req: ProxyRequest) -> None:
     config = client.engine.state.config  # read once: a reload applies from the next request
     routers = config.listener_routers  # set when routes are scoped to listeners
     router = config.router if routers is None else routers.get(client.listener_name, config.router)
-    method = _METHODS.get(req.method) or req.method.decode("latin-1")
-    host = req.host.decode("latin-1").lower() if req.host else ""
-    path = req.raw_path.decode("utf-8", "surrogateescape")
-    headers = req.header_map() if router.uses_headers else None
-    match = router.match(method, host, path, headers, client.sni)
+    match = router.match_head(req.method, req.host, req.raw_path, req.header_map, client.sni)
     if match is None:
         client.reply(req, 404, "no-route", errors.MSG_NO_ROUTE)
         return
