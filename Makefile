@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint fmt bench bench-events services-up services-down clean tools
+.PHONY: run run-mesh test lint fmt bench bench-events services-up services-down clean tools
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -17,6 +17,9 @@ venv: $(STAMP)
 
 run: $(STAMP)
 	$(BIN)/meshgate run -c examples/demo.yaml --demo-upstreams
+
+run-mesh: $(STAMP)
+	$(BIN)/meshgate demo mesh
 
 services-up:
 	bash scripts/services/up.sh

@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str, bool]] = {
     "dp": ("meshgate.cli.dp_cmd", "dp", False),
     "mesh": ("meshgate.cli.mesh_cmd", "mesh_app", True),
     "migrations": ("meshgate.cli.migrations_cmd", "migrations_app", True),
+    "demo": ("meshgate.cli.demo_cmd", "demo_app", True),
 }
 
 
