@@ -18,6 +18,8 @@ the ``EmbeddedEventLog`` API in-process for the embedded log.
   records; p50/p99 are per request (per batch for direct).
 * ``direct ... unbounded`` (Kafka only): the producer's best case, records never waited for.
 
+The run's Kafka topics are deleted at the end (each run writes gigabytes).
+
 Ratios are gateway / direct at the same concurrency and batch size. ``gw CPU us/req`` is the
 gateway process's user + system CPU time over the run divided by its requests: on a shared
 machine a steadier figure than requests/s.
@@ -27,7 +29,9 @@ gateway process's ``kafka-consume`` route, then M records produced one by one; d
 latency is record POSTed → each client has it; RSS per connection from /proc.
 
 Usage: ``.venv/bin/python bench/events_bench.py [--duration 5] [--record-bytes 1024]
-[--batch 100] [--sse 10000] [--no-kafka]`` (Kafka: ``MESHGATE_TEST_KAFKA_BOOTSTRAP`` or
+[--batch 100] [--sse 10000] [--no-kafka] [--plan batched-8] [--rounds 3] [--compare-src
+/tmp/wt-base/src]`` (A/B: ``--compare-src`` runs a second gateway from another checkout, cases
+interleaved; Kafka: ``MESHGATE_TEST_KAFKA_BOOTSTRAP`` or
 ``--bootstrap``; ``bash scripts/services/up.sh``).
 """
 
@@ -40,6 +44,7 @@ import os
 import resource
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -89,8 +94,12 @@ def raise_fd_limit() -> int:
 class GatewayProcess:
     """``meshgate run -c <yaml>`` with ``workers`` workers, access log off; stopped by PID."""
 
-    def __init__(self, config_yaml: str, workdir: Path, workers: int = 1) -> None:
+    def __init__(self, config_yaml: str, workdir: Path, workers: int = 1,
+                 source: str | None = None) -> None:  # fmt: skip
+        """``source``: a ``src`` directory to run instead of the installed meshgate (an A/B
+        comparison with another checkout), on PYTHONPATH."""
         self.workers = workers
+        self.source = source
         self.port = free_port()
         config = workdir / f"gateway-{self.port}.yaml"
         config.write_text(config_yaml)
@@ -101,7 +110,8 @@ class GatewayProcess:
              "--proxy-listen", f"127.0.0.1:{self.port}", "--workers", str(workers),
              "--access-log", "off", "--admin-listen", "off", "--log-level", "warning"],
             stdout=self._log, stderr=subprocess.STDOUT, cwd=workdir,
-            env={**os.environ, "MESHGATE_RUNTIME_DIR": str(workdir / f"runtime-{self.port}")},
+            env={**os.environ, "MESHGATE_RUNTIME_DIR": str(workdir / f"runtime-{self.port}"),
+                 **({"PYTHONPATH": source} if source else {})},
         )  # fmt: skip
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -193,6 +203,7 @@ class Result:
     errors: int = 0
     batch: int = 1
     cpu_us: float | None = None  # gateway CPU (user + sys) per request
+    round: int = 0
 
 
 def percentile(sorted_values: list[float], fraction: float) -> float:
@@ -286,7 +297,8 @@ def http_case_set(topic: str, record_bytes: int, batch: int) -> dict[str, list[H
 def http_cases(gw: GatewayProcess, backend: str, cases: list[HttpCase], concurrency: int,
                duration: int, workdir: Path) -> list[Result]:  # fmt: skip
     base = f"http://127.0.0.1:{gw.port}/{backend}"
-    tag = "" if gw.workers == 1 else f" ({gw.workers} workers)"
+    tag = ("" if gw.workers == 1 else f" ({gw.workers} workers)") + (" [compare]" if gw.source
+                                                                     else "")  # fmt: skip
     out = []
     for case in cases:
         warm_up(base + case.path, case.body, case.content_type, 3 if case.batch > 1 else 20)
@@ -415,19 +427,28 @@ def print_ratios(results: list[Result]) -> list[dict[str, Any]]:
         direct = next((r for r in results if r.name.startswith("direct")
                        and r.backend == gateway.backend
                        and r.concurrency == gateway.concurrency
-                       and r.batch == gateway.batch), None)  # fmt: skip
+                       and r.batch == gateway.batch and r.round == gateway.round), None)  # fmt: skip
         if direct is None or not direct.records_per_s:
             continue
         row = {"case": gateway.name, "backend": gateway.backend, "c": gateway.concurrency,
-               "batch": gateway.batch,
+               "batch": gateway.batch, "round": gateway.round,
                "throughput": gateway.records_per_s / direct.records_per_s,
                "p50": (gateway.p50_ms or 0) / (direct.p50_ms or 1),
                "p99": (gateway.p99_ms or 0) / (direct.p99_ms or 1)}  # fmt: skip
         rows.append(row)
-        print(f"  {gateway.name:32} {gateway.backend:9} c={gateway.concurrency!s:3} "
-              f"b={gateway.batch:<4} "
+        print(f"  {gateway.name:42} {gateway.backend:9} c={gateway.concurrency!s:3} "
+              f"b={gateway.batch:<4} r{gateway.round} "
               f"throughput x{row['throughput']:.2f}  p50 x{row['p50']:.2f}  "
               f"p99 x{row['p99']:.2f}")  # fmt: skip
+    if any(row["round"] for row in rows):
+        print("\nmedian over rounds (throughput ratio)")
+        cases: dict[tuple[str, str, Any, int], list[float]] = {}
+        for row in rows:
+            key = (row["case"], row["backend"], row["c"], row["batch"])
+            cases.setdefault(key, []).append(row["throughput"])
+        for (case, backend, conc, batch), values in cases.items():
+            print(f"  {case:42} {backend:9} c={conc!s:3} b={batch:<4} "
+                  f"x{statistics.median(values):.2f}  ({' '.join(f'{v:.2f}' for v in values)})")  # fmt: skip
     return rows
 
 
@@ -436,8 +457,10 @@ def produce_bench(options: argparse.Namespace, workdir: Path) -> list[Result]:
     backends = ["embedded"] + ([] if options.bootstrap is None else ["kafka"])
     topics = {b: f"bench-{b}-{run_id}" for b in backends}
     value = compact(record_object(options.record_bytes)).encode()
-    plan = (("single", 1, 1), ("single", 50, 1), ("batched", 1, options.batch),
-            ("batched", 8, options.batch))  # fmt: skip
+    plan = [(kind, concurrency, batch) for kind, concurrency, batch in
+            (("single", 1, 1), ("single", 50, 1), ("batched", 1, options.batch),
+             ("batched", 8, options.batch))
+            if options.plan is None or f"{kind}-{concurrency}" in options.plan]  # fmt: skip
     results: list[Result] = []
     gateways: list[GatewayProcess] = []
     try:
@@ -446,26 +469,55 @@ def produce_bench(options: argparse.Namespace, workdir: Path) -> list[Result]:
             commons = {b: backend_config(b, log_dir, options.bootstrap) for b in backends}
             gateways.append(GatewayProcess(produce_gateway_yaml(commons, topics), workdir,
                                            workers))  # fmt: skip
-        for backend in backends:
-            cases = http_case_set(topics[backend], options.record_bytes, options.batch)
-            for kind, concurrency, batch in plan:
-                print(f"... {backend} {kind} c={concurrency}", file=sys.stderr, flush=True)
-                for gw in gateways:
-                    results += http_cases(gw, backend, cases[kind], concurrency,
-                                          options.duration, workdir)  # fmt: skip
-                if backend == "kafka":
-                    results.append(direct_kafka(options.bootstrap, topics[backend] + "-direct",
-                                                value, concurrency, options.duration, batch))  # fmt: skip
-                else:
-                    results.append(direct_embedded(workdir / "direct-log", topics[backend],
-                                                   value, concurrency, options.duration, batch))  # fmt: skip
-        if "kafka" in backends:
+            if options.compare_src:
+                log_dir = workdir / f"gateway-log-{workers}-compare"
+                commons = {b: backend_config(b, log_dir, options.bootstrap) for b in backends}
+                gateways.append(GatewayProcess(produce_gateway_yaml(commons, topics), workdir,
+                                               workers, options.compare_src))  # fmt: skip
+        for round_number in range(options.rounds):
+            for backend in backends:
+                cases = http_case_set(topics[backend], options.record_bytes, options.batch)
+                for kind, concurrency, batch in plan:
+                    print(f"... {backend} {kind} c={concurrency} round {round_number}",
+                          file=sys.stderr, flush=True)  # fmt: skip
+                    order = gateways if round_number % 2 == 0 else gateways[::-1]
+                    measured = []
+                    for gw in order:
+                        measured += http_cases(gw, backend, cases[kind], concurrency,
+                                               options.duration, workdir)  # fmt: skip
+                    if backend == "kafka":
+                        measured.append(direct_kafka(
+                            options.bootstrap, topics[backend] + "-direct", value, concurrency,
+                            options.duration, batch))  # fmt: skip
+                    else:
+                        measured.append(direct_embedded(
+                            workdir / "direct-log", topics[backend], value, concurrency,
+                            options.duration, batch))  # fmt: skip
+                    for result in measured:
+                        result.round = round_number
+                    results += measured
+        if "kafka" in backends and options.plan is None:
             results.append(direct_kafka(options.bootstrap, topics["kafka"] + "-direct", value,
                                         None, options.duration))  # fmt: skip
     finally:
         for gw in gateways:
             gw.stop()
+        if options.bootstrap is not None:
+            delete_topics(options.bootstrap, [topics["kafka"], topics["kafka"] + "-direct"])
     return results
+
+
+def delete_topics(bootstrap: str, names: list[str]) -> None:
+    """Drop the run's topics: every run writes gigabytes, and the test broker keeps them."""
+    from confluent_kafka.admin import AdminClient
+
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    for name, done in admin.delete_topics(names, operation_timeout=30).items():
+        try:
+            done.result(60)
+        except Exception as exc:  # a topic never made is fine; report the rest
+            if "UNKNOWN_TOPIC" not in str(exc):
+                print(f"could not delete topic {name}: {exc}", file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -482,6 +534,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sse", type=int, default=10_000, help="SSE clients (0: skip)")
     parser.add_argument("--sse-records", type=int, default=20, help="records sent to them")
     parser.add_argument("--sse-backend", choices=["embedded", "kafka"], default="embedded")
+    parser.add_argument("--plan", type=lambda text: text.split(","), default=None,
+                        help="produce cases to run: single-1,single-50,batched-1,batched-8")  # fmt: skip
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="repeat the produce cases; ratios per round and their median")  # fmt: skip
+    parser.add_argument("--compare-src", default=None,
+                        help="also run a gateway from this src directory (PYTHONPATH), "
+                             "measured interleaved with the installed one: A/B")  # fmt: skip
     options = parser.parse_args(argv)
     if options.no_kafka:
         options.bootstrap = None

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import TYPE_CHECKING, Literal, NamedTuple, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
@@ -87,6 +88,26 @@ def record_size(key: bytes | None, value: bytes | None, headers: Headers) -> int
     for name, header_value in headers:
         size += len(name.encode()) + len(header_value)
     return size
+
+
+_KEY_OF, _VALUE_OF, _HEADERS_OF = itemgetter(0), itemgetter(1), itemgetter(2)
+
+
+def records_fit(records: Sequence[ProduceRecord], limit: int) -> bool:
+    """True when no record can exceed ``limit`` (``record_size``): no headers, and the longest
+    key plus the longest value fit. False means "look at each record" (one may still fit).
+    Runs in C loops: a batch's check without a Python step per record."""
+    if any(map(_HEADERS_OF, records)):
+        return False
+    longest_value = max(map(len, filter(None, map(_VALUE_OF, records))), default=0)
+    if longest_value > limit:
+        return False
+    longest_key = max(map(len, filter(None, map(_KEY_OF, records))), default=0)
+    return longest_key + longest_value <= limit
+
+
+def record_keys(records: Sequence[ProduceRecord]) -> list[bytes | None]:
+    return list(map(_KEY_OF, records))
 
 
 class GroupMember(Protocol):

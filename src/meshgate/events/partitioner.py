@@ -61,6 +61,8 @@ def choose_partitions(
     """The partition of each record of one produce call, in order."""
     if explicit is not None:
         return [explicit] * len(keys)
+    if keys and keys.count(None) == len(keys):  # the usual keyless batch, without a loop
+        return [sticky.next_partition(partitions)] * len(keys)
     keyless_partition: int | None = None
     chosen: list[int] = []
     for key in keys:

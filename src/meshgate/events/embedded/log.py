@@ -309,9 +309,7 @@ class EmbeddedEventLog:
         number = chosen[0]
         if chosen.count(number) != len(chosen):
             return False
-        self._committer.enqueue(
-            self.partition_log(topic, number), [pending_record(r) for r in records], future
-        )
+        self._committer.enqueue(self.partition_log(topic, number), list(records), future)
         return True
 
     def _placement(

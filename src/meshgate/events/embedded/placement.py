@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from meshgate.events.api import ProduceRecord, TopicInfo, record_size
+from meshgate.events.api import ProduceRecord, TopicInfo, record_keys, record_size, records_fit
 from meshgate.events.embedded.partition import PendingRecord
 from meshgate.events.errors import RecordTooLarge, UnknownPartition
 from meshgate.events.partitioner import StickyPartitioner, choose_partitions
@@ -23,13 +23,14 @@ def place_records(
     if partition is not None and not 0 <= partition < info.partitions:
         raise UnknownPartition(info.name, partition)
     limit = int(info.config.get("max.message.bytes", max_record_bytes))
-    for record in records:
-        size = record_size(record.key, record.value, record.headers)
-        if size > limit:
-            raise RecordTooLarge(size, limit)
+    if len(records) <= 8 or not records_fit(records, limit):
+        for record in records:
+            size = record_size(record.key, record.value, record.headers)
+            if size > limit:
+                raise RecordTooLarge(size, limit)
     if partition is not None:
         return [partition] * len(records)
-    return choose_partitions([r.key for r in records], info.partitions, partition, sticky)
+    return choose_partitions(record_keys(records), info.partitions, partition, sticky)
 
 
 def pending_record(record: ProduceRecord) -> PendingRecord:

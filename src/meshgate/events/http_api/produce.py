@@ -23,6 +23,7 @@ from meshgate.events.api import (
     ProduceRecord,
     RecordMetadata,
     record_size,
+    records_fit,
 )
 from meshgate.events.errors import (
     BrokerUnavailable,
@@ -37,6 +38,8 @@ KONG_ACKS: dict[int, Acks] = {-1: "all", 1: "leader", 0: "none"}
 
 
 def check_sizes(records: Sequence[ProduceRecord], limit: int) -> None:
+    if len(records) > 8 and records_fit(records, limit):  # a batch: checked in C loops
+        return
     for key, value, headers, _ in records:
         if headers:
             size = record_size(key, value, headers)
@@ -125,10 +128,14 @@ class ProduceWaits:
         records: Sequence[ProduceRecord],
         partition: int | None,
         acks: Acks,
+        *,
+        sizes_checked: bool = False,
     ) -> Stored | None:
         """A future of the records' metadata, or None when the log has no fast path for this
-        call (then use ``produce_checked``). Raises ``HttpProblem`` for what is refused at once."""
-        check_sizes(records, settings.max_record_bytes)
+        call (then use ``produce_checked``). Raises ``HttpProblem`` for what is refused at once
+        (``sizes_checked``: the caller already ran ``check_sizes``)."""
+        if not sizes_checked:
+            check_sizes(records, settings.max_record_bytes)
         loop = self._loop
         if loop is None:
             loop = self._loop = asyncio.get_running_loop()

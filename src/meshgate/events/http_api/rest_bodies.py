@@ -283,7 +283,7 @@ def _one_per_line(body: bytes) -> list[Any] | None:
         return None
     try:
         docs = json_fast.decode(b"[" + stripped.replace(b"\n", b",") + b"]")
-    except json_fast.DecodeError:
+    except (json_fast.DecodeError, ValueError):  # ValueError: not UTF-8, worded below
         return None
     if not isinstance(docs, list) or len(docs) > MAX_RECORDS:
         return None

@@ -28,7 +28,9 @@ from meshgate.events.api import (
     ProduceRecord,
     RecordMetadata,
     TopicInfo,
+    record_keys,
     record_size,
+    records_fit,
 )
 from meshgate.events.errors import (
     BrokerUnavailable,
@@ -207,11 +209,12 @@ class KafkaEventLog:
             return False
         if partition is not None and not 0 <= partition < partitions:
             raise UnknownPartition(topic, partition)
-        for r in records:
-            size = record_size(r.key, r.value, r.headers)
-            if size > self.max_record_bytes:
-                raise RecordTooLarge(size, self.max_record_bytes)
-        chosen = choose_partitions([r.key for r in records], partitions, partition, self._sticky)
+        if len(records) <= 8 or not records_fit(records, self.max_record_bytes):
+            for r in records:
+                size = record_size(r.key, r.value, r.headers)
+                if size > self.max_record_bytes:
+                    raise RecordTooLarge(size, self.max_record_bytes)
+        chosen = choose_partitions(record_keys(records), partitions, partition, self._sticky)
         number = chosen[0]
         if chosen.count(number) != len(chosen):
             return False

@@ -17,7 +17,9 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Sequence
-from typing import Any, NamedTuple
+from itertools import repeat
+from operator import itemgetter
+from typing import Any, NamedTuple, cast
 
 from confluent_kafka import KafkaException, Producer
 
@@ -132,23 +134,26 @@ class AsyncProducer:
         every one is delivered, or the first record's error (mapped). A ``future`` already
         done then is left alone. Raises (``BrokerUnavailable`` when librdkafka's queue is
         full) if a record cannot be enqueued; records enqueued before it are still sent."""
-        report = _BatchReport(self, future, topic, len(records), max_record_bytes)
+        report = _BatchReport(self, future, topic, partition, len(records), max_record_bytes)
         produce = self._producer.produce
+        on_delivery = report.on_delivery
+        sent = 0
         try:
-            for record in records:
-                if record.headers or record.timestamp_ms is not None:
-                    produce(topic, record.value, record.key, partition, report.on_delivery,
-                            **_extras(record))  # fmt: skip
+            for key, value, headers, timestamp_ms in records:
+                if headers or timestamp_ms is not None:
+                    produce(topic, value, key, partition, on_delivery,
+                            **_extras(headers, timestamp_ms))  # fmt: skip
                 else:
-                    produce(topic, record.value, record.key, partition, report.on_delivery)
-                self._in_flight += 1
+                    produce(topic, value, key, partition, on_delivery)
+                sent += 1
         except BufferError:
-            report.abandon()
+            report.abandon(sent)
             raise BrokerUnavailable("kafka producer queue is full", retry_after=1.0) from None
         except KafkaException as exc:
-            report.abandon()
+            report.abandon(sent)
             raise map_error(exc, topic=topic, partition=partition) from None
         finally:
+            self._in_flight += sent
             self._poll_soon()
 
     def list_topics(self, topic: str | None, timeout: float) -> Any:
@@ -173,52 +178,60 @@ def _settle(future: asyncio.Future[Delivery], outcome: Delivery) -> None:
         future.set_result(outcome)
 
 
-def _extras(record: ProduceRecord) -> dict[str, Any]:
+def _extras(headers: Sequence[tuple[str, bytes]], timestamp_ms: int | None) -> dict[str, Any]:
     extra: dict[str, Any] = {}
-    if record.headers:
-        extra["headers"] = list(record.headers)
-    if record.timestamp_ms is not None:
-        extra["timestamp"] = record.timestamp_ms
+    if headers:
+        extra["headers"] = list(headers)
+    if timestamp_ms is not None:
+        extra["timestamp"] = timestamp_ms
     return extra
 
 
 class _BatchReport:
-    """Collects the delivery reports of one ``send_batch`` and settles its future once."""
+    """Collects the delivery reports of one ``send_batch`` and settles its future once.
 
-    __slots__ = ("_limit", "_producer", "error", "future", "placed", "topic", "waiting")
+    A report appends the record's offset and timestamp to two lists (the message itself is
+    not kept: fewer objects for the cyclic GC to count); the metadata tuples are built from
+    the lists in one C loop when the last report arrives."""
+
+    __slots__ = ("_limit", "_producer", "error", "expected", "future", "offsets", "partition",
+                 "settles", "timestamps", "topic")  # fmt: skip
 
     def __init__(
         self,
         producer: AsyncProducer,
         future: asyncio.Future[list[RecordMetadata]],
         topic: str,
+        partition: int,
         count: int,
         limit: int,
     ) -> None:
         self._producer = producer
         self.future = future
         self.topic = topic
-        self.waiting = count
-        self.placed: list[RecordMetadata] = []
+        self.partition = partition
+        self.expected = count
+        self.settles = True
+        self.offsets: list[int | None] = []
+        self.timestamps: list[int] = []
         self.error: BaseException | None = None
         self._limit = limit
 
     def on_delivery(self, error: Any, message: Any) -> None:
+        if error is not None and self.error is None:
+            size = len(message.value() or b"") + len(message.key() or b"")
+            self.error = map_error(error, topic=self.topic, partition=message.partition(),
+                                   size=size, limit=self._limit)  # fmt: skip
+        offsets = self.offsets
+        offsets.append(message.offset())
+        self.timestamps.append(message.timestamp()[1])
+        if len(offsets) == self.expected:
+            self._all_delivered()
+
+    def _all_delivered(self) -> None:
         producer = self._producer
-        producer._in_flight -= 1
-        if error is not None:
-            if self.error is None:
-                size = len(message.value() or b"") + len(message.key() or b"")
-                self.error = map_error(error, topic=self.topic, partition=message.partition(),
-                                       size=size, limit=self._limit)  # fmt: skip
-        else:
-            offset = message.offset()  # None or negative with acks=0: not known
-            if offset is None or offset < 0:
-                offset = -1
-            meta = (self.topic, message.partition(), offset, message.timestamp()[1])
-            self.placed.append(_new_tuple(RecordMetadata, meta))
-        self.waiting -= 1
-        if self.waiting:
+        producer._in_flight -= self.expected
+        if not self.settles:
             return
         if threading.get_ident() == producer._loop_thread:
             self.settle()
@@ -228,9 +241,12 @@ class _BatchReport:
         except RuntimeError:
             pass  # the loop is gone; nobody is waiting any more
 
-    def abandon(self) -> None:
-        """Enqueueing failed part-way: reports still due must not settle the future."""
-        self.waiting = -1
+    def abandon(self, sent: int) -> None:
+        """Enqueueing failed after ``sent`` records: their reports must not settle the future."""
+        self.settles = False
+        self.expected = sent
+        if sent and len(self.offsets) >= sent:
+            self._all_delivered()
 
     def settle(self) -> None:
         future = self.future
@@ -239,14 +255,21 @@ class _BatchReport:
         if self.error is not None:
             future.set_exception(self.error)
             return
-        placed = self.placed
-        if len(placed) > 1:  # reports come in produce order; offsets say so for certain
-            placed.sort(key=_offset_of)
+        offsets = self.offsets
+        try:
+            known = min(cast(list[int], offsets), default=0) >= 0
+        except TypeError:  # None among them
+            known = False
+        if not known:  # acks=0: None or negative offsets, not known
+            offsets = [offset if offset is not None and offset >= 0 else -1 for offset in offsets]
+        count = len(offsets)
+        fields = zip(repeat(self.topic, count), repeat(self.partition, count), offsets,
+                     self.timestamps, strict=True)  # fmt: skip
+        placed = list(map(_new_tuple, repeat(RecordMetadata, count), fields))
+        if known and count > 1:  # reports come in produce order; offsets say so for certain
+            placed.sort(key=_OFFSET_OF)
         future.set_result(placed)
 
 
-def _offset_of(meta: RecordMetadata) -> int:
-    return meta.offset
-
-
+_OFFSET_OF = itemgetter(2)  # RecordMetadata.offset, read in C
 _new_tuple = tuple.__new__  # a NamedTuple built with no Python __new__ frame (one per record)

@@ -20,9 +20,10 @@ import json
 import re
 from typing import Any
 
-from meshgate.events.api import ProduceRecord, RecordMetadata
+from meshgate.events.api import ProduceRecord, RecordMetadata, records_fit
 from meshgate.events.errors import EventLogError
 from meshgate.events.http_api import rest_bodies as rest
+from meshgate.events.http_api import rest_fast
 from meshgate.events.http_api.acl import TopicAcl, acl_groups
 from meshgate.events.http_api.logs import event_log_for
 from meshgate.events.http_api.problems import HttpProblem, problem_for
@@ -111,16 +112,19 @@ class Handler(PluginHandler):
             if match.group("records") or match.group("cluster"):
                 return await self._v3(topic, body)
             fmt = rest.v2_format(ctx.header("content-type"))
-            records = rest.parse_v2_produce(body, fmt)
+            produced = rest_fast.v2_records(body, fmt)
+            if produced is None:
+                records = rest.parse_v2_produce(body, fmt)
+                produced = [_produce_record(r) for r in records]
+                partitions = [r.partition for r in records]
+            else:
+                partitions = [None] * len(produced)
         except rest.BodyError as exc:
             raise HttpProblem(exc.status, str(exc), "event-bad-body") from exc
         partition = match.group("partition")
         if partition is not None:
-            records = [
-                rest.RestRecord(r.key, r.value, int(partition), r.headers, r.timestamp_ms)
-                for r in records
-            ]
-        return 200, await self._v2(topic, records), JSON_V2
+            partitions = [int(partition)] * len(produced)
+        return 200, await self._v2(topic, produced, partitions), JSON_V2
 
     async def _call(self, awaitable: Any) -> Any:
         try:
@@ -142,14 +146,19 @@ class Handler(PluginHandler):
         return 200, json.dumps(doc).encode(), JSON_V2
 
     def _start(
-        self, topic: str, records: list[rest.RestRecord], produced: list[ProduceRecord]
+        self,
+        topic: str,
+        partitions: list[int | None],
+        produced: list[ProduceRecord],
+        sizes_checked: bool = True,
     ) -> Stored | None:
         """The fast path (one wait for all) when every record goes to the same partition
         field and the log takes them at once; None: produce by partition."""
-        partition = records[0].partition
-        if self.fast_log is None or any(r.partition != partition for r in records):
+        partition = partitions[0]
+        if self.fast_log is None or partitions.count(partition) != len(partitions):
             return None
-        return self.waits.start(self.fast_log, self.conf, topic, produced, partition, self.acks)
+        return self.waits.start(self.fast_log, self.conf, topic, produced, partition, self.acks,
+                                sizes_checked=sizes_checked)  # fmt: skip
 
     async def _stored(self, stored: Stored) -> list[RecordMetadata]:
         try:
@@ -165,29 +174,30 @@ class Handler(PluginHandler):
         )  # fmt: skip
 
     async def _produce_by_partition(
-        self, topic: str, records: list[rest.RestRecord], produced: list[ProduceRecord]
+        self, topic: str, partitions: list[int | None], produced: list[ProduceRecord]
     ) -> tuple[list[list[int]], list[list[RecordMetadata] | BaseException]]:
         """One produce per partition (in request order within each); the record indexes of
         each batch and its result or exception."""
         groups: dict[int | None, list[int]] = {}
-        for index, record in enumerate(records):
-            groups.setdefault(record.partition, []).append(index)
+        for index, partition in enumerate(partitions):
+            groups.setdefault(partition, []).append(index)
         batches = list(groups.values())
         results = await asyncio.gather(
-            *(self._produce(topic, [produced[i] for i in batch], records[batch[0]].partition)
+            *(self._produce(topic, [produced[i] for i in batch], partitions[batch[0]])
               for batch in batches),
             return_exceptions=True,
         )  # fmt: skip
         return batches, results
 
-    async def _v2(self, topic: str, records: list[rest.RestRecord]) -> bytes:
-        produced = [_produce_record(r) for r in records]
+    async def _v2(
+        self, topic: str, produced: list[ProduceRecord], partitions: list[int | None]
+    ) -> bytes:
         check_sizes(produced, self.conf.max_record_bytes)
-        stored = self._start(topic, records, produced)
+        stored = self._start(topic, partitions, produced)
         if stored is not None:  # one batch: its failure is the answer's status
             return v2_stored(await self._stored(stored))
-        batches, results = await self._produce_by_partition(topic, records, produced)
-        outcomes: list[rest.V2Outcome] = [rest.V2Outcome()] * len(records)
+        batches, results = await self._produce_by_partition(topic, partitions, produced)
+        outcomes: list[rest.V2Outcome] = [rest.V2Outcome()] * len(produced)
         problems: list[HttpProblem] = []
         for batch, result in zip(batches, results, strict=True):
             if isinstance(result, HttpProblem):
@@ -204,11 +214,35 @@ class Handler(PluginHandler):
             raise problems[0]
         return json.dumps(rest.v2_response(outcomes)).encode()
 
+    async def _v3_json_values(self, topic: str, produced: list[ProduceRecord]) -> bytes | None:
+        """``_v3`` for what ``rest_fast.v3_json_values`` read, every record within the size
+        limit; None when the log has no fast path for it (then the general path runs)."""
+        stored = self._start(topic, [None], produced)
+        if stored is None:
+            return None
+        try:
+            metas = await self._stored(stored)
+        except HttpProblem as problem:
+            if len(produced) == 1:
+                raise
+            error = json.dumps(rest.v3_error(problem.status, problem.message)).encode()
+            return error * len(produced)
+        return self.reports.json_values(metas, produced)
+
     async def _v3(self, topic: str, body: bytes) -> tuple[int, bytes, str]:
-        parsed = rest.parse_v3_records(body)
-        produced = [_produce_record(p.record) for p in parsed]
+        produced = rest_fast.v3_json_values(body)
+        if produced is None:
+            parsed = rest.parse_v3_records(body)
+            produced = [_produce_record(p.record) for p in parsed]
+        else:
+            if records_fit(produced, self.conf.max_record_bytes):
+                answer = await self._v3_json_values(topic, produced)
+                if answer is not None:
+                    return 200, answer, JSON
+            parsed = [_as_json_v3(rest.RestRecord(None, r.value)) for r in produced]
+        partitions = [p.record.partition for p in parsed]
         if len(parsed) == 1:
-            stored = self._start(topic, [parsed[0].record], produced)
+            stored = self._start(topic, partitions, produced, sizes_checked=False)
             if stored is not None:
                 meta = (await self._stored(stored))[0]
             else:
@@ -224,7 +258,7 @@ class Handler(PluginHandler):
             except HttpProblem as problem:
                 reports[index] = rest.v3_error(problem.status, problem.message)
         if len(sendable) == len(parsed):
-            stored = self._start(topic, [p.record for p in parsed], produced)
+            stored = self._start(topic, partitions, produced)
             if stored is not None:  # one batch: its failure is every record's report
                 try:
                     metas = await self._stored(stored)
@@ -238,7 +272,7 @@ class Handler(PluginHandler):
                     JSON,
                 )
         batches, results = await self._produce_by_partition(
-            topic, [parsed[i].record for i in sendable], [produced[i] for i in sendable]
+            topic, [partitions[i] for i in sendable], [produced[i] for i in sendable]
         )
         for batch, result in zip(batches, results, strict=True):
             if isinstance(result, HttpProblem):
@@ -256,6 +290,10 @@ class Handler(PluginHandler):
 def _produce_record(rec: rest.RestRecord) -> ProduceRecord:
     key, value, _, headers, timestamp_ms = rec
     return _new_tuple(ProduceRecord, (key, value, headers, timestamp_ms))
+
+
+def _as_json_v3(record: rest.RestRecord) -> rest.V3Record:
+    return rest.V3Record(record, "JSON", "JSON")
 
 
 _new_tuple = tuple.__new__  # a NamedTuple built with no Python __new__ frame
