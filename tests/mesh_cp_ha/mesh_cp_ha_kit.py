@@ -3,11 +3,14 @@ test, or a SQLite file), ``meshgate cp`` replica processes and ``meshgate dp`` s
 
 from __future__ import annotations
 
+import http.client
+import http.server
 import json
 import os
 import signal
 import subprocess
 import tempfile
+import threading
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -72,6 +75,7 @@ class Replica:
     api_port: int = field(default_factory=free_port)
     dp_port: int = field(default_factory=free_port)
     proc: Proc | None = None
+    extra: tuple[str, ...] = ()  # more ``meshgate cp`` options
 
     def launch(self) -> None:
         self.proc = Proc([
@@ -80,7 +84,7 @@ class Replica:
             "--dp-listen", f"127.0.0.1:{self.dp_port}",
             "--dp-ca-out", str(self.tmp / f"{self.name}-ca.pem"),
             "--heartbeat-interval", f"{HEARTBEAT}s", "--instance-dead-after", f"{DEAD_AFTER}s",
-            "--dataplane-reconnect-grace", f"{GRACE}s",
+            "--dataplane-reconnect-grace", f"{GRACE}s", *self.extra,
         ])  # fmt: skip
 
     def wait_ready(self) -> None:
@@ -114,9 +118,9 @@ class Cluster:
     replicas: dict[str, Replica] = field(default_factory=dict)
     sidecars: list[Proc] = field(default_factory=list)
 
-    def start(self, *names: str) -> None:
+    def start(self, *names: str, extra: tuple[str, ...] = ()) -> None:
         """Start the replicas at the same moment, then wait for all of them."""
-        fresh = [Replica(name, self.store, self.tmp) for name in names]
+        fresh = [Replica(name, self.store, self.tmp, extra=extra) for name in names]
         for replica in fresh:
             replica.launch()
             self.replicas[replica.name] = replica
@@ -124,15 +128,23 @@ class Cluster:
             replica.wait_ready()
 
     def sidecar(
-        self, name: str, cps: list[Replica], inbound: tuple[str, int], outbounds: dict[str, int]
+        self,
+        name: str,
+        cps: list[Replica],
+        inbound: tuple[str, int],
+        outbounds: dict[str, int],
+        *,
+        app_port: int | None = None,
+        urls: list[str] | None = None,
     ) -> Path:
-        """``meshgate dp`` for ``name`` given ``cps``' addresses; returns its state dir."""
+        """``meshgate dp`` for ``name`` given ``cps``' addresses (or ``urls``), its inbound
+        in front of ``app_port``; returns its state dir."""
         service, port = inbound
         doc = {
             "type": "Dataplane", "name": name, "mesh": "default",
             "networking": {
                 "address": "127.0.0.1",
-                "inbound": [{"port": port, "servicePort": free_port(),
+                "inbound": [{"port": port, "servicePort": app_port or free_port(),
                              "tags": {"kuma.io/service": service, "kuma.io/protocol": "http"}}],
                 "outbound": [{"port": p, "tags": {"kuma.io/service": s}}
                              for s, p in outbounds.items()],
@@ -147,8 +159,8 @@ class Cluster:
             "--dataplane", str(self.tmp / f"{name}.yaml"), "--state-dir", str(state),
             "--ca-cert", str(self.tmp / f"{cps[0].name}-ca.pem"),
         ]  # fmt: skip
-        for cp in cps:
-            args += ["--cp", cp.dp_url]
+        for url in urls or [cp.dp_url for cp in cps]:
+            args += ["--cp", url]
         self.sidecars.append(Proc(args))
         return state
 
@@ -171,3 +183,38 @@ def cluster(tmp_path: Path, store: str) -> Iterator[Cluster]:
 
 def snapshot_of(state_dir: Path) -> dict[str, Any]:
     return dict(json.loads((state_dir / "snapshot.json").read_text()))
+
+
+@contextmanager
+def app_server() -> Iterator[int]:
+    """An HTTP app on 127.0.0.1 answering every GET with 200 ``ok``; yields its port."""
+
+    class Answer(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("content-length", "2")
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Answer)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield int(server.server_address[1])
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+def get_status(port: int) -> int:
+    """The status of ``GET /`` on 127.0.0.1:``port`` over a new connection."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        connection.request("GET", "/")
+        return connection.getresponse().status
+    finally:
+        connection.close()

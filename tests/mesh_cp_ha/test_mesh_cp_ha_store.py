@@ -20,6 +20,7 @@ from meshgate.controlplane.distribution import DataplaneTokens, DistributionEngi
 from meshgate.controlplane.distribution.liveness import SESSION_TYPE
 from meshgate.controlplane.distribution.offline import OFFLINE_TYPE, offline_doc
 from meshgate.controlplane.distribution.replicas import Replicas
+from meshgate.controlplane.distribution.status_records import STATUS_TYPE
 from meshgate.controlplane.distribution.storage import ensure_mesh, put_resource
 from meshgate.policies import parse_resource
 from meshgate.resources.mesh.mesh import Mesh
@@ -196,8 +197,8 @@ def test_dataplanes_of_live_replicas_are_kept_and_of_dead_ones_expire(
                 assert await engine.mark_unclaimed(t0) == []
                 assert (await store_a.list(OFFLINE_TYPE)).data == []
                 kept, lost = (
-                    inspect.overview(engine, "default", "kept"),
-                    inspect.overview(engine, "default", "lost"),
+                    await inspect.overview(engine, "default", "kept"),
+                    await inspect.overview(engine, "default", "lost"),
                 )
                 assert (kept["state"], kept["controlPlane"]) == ("online", "cp-b")
                 assert (lost["state"], lost["controlPlane"]) == ("online", "cp-c")
@@ -208,8 +209,8 @@ def test_dataplanes_of_live_replicas_are_kept_and_of_dead_ones_expire(
                 beats["cp-b"] = clock.timestamp()
                 await others["cp-b"].beat()
                 await engine.reload()
-                assert inspect.overview(engine, "default", "kept")["state"] == "online"
-                lost = inspect.overview(engine, "default", "lost")
+                assert (await inspect.overview(engine, "default", "kept"))["state"] == "online"
+                lost = await inspect.overview(engine, "default", "lost")
                 assert (lost["state"], lost["disconnectedAt"]) == ("offline", t0)
                 await upkeep.heartbeat(engine)  # reaps cp-c's session into an offline record
                 assert await store_a.get(SESSION_TYPE, "default/lost") is None
@@ -226,10 +227,18 @@ def test_dataplanes_of_live_replicas_are_kept_and_of_dead_ones_expire(
                 beats["cp-b"] = clock.timestamp()
                 await others["cp-b"].beat()
                 await engine.reload()
+                lost_status = {
+                    "id": "default/lost",
+                    "mesh": "default",
+                    "name": "lost",
+                    "cp": "cp-c",
+                }
+                await store_a.upsert(STATUS_TYPE, "default/lost", lost_status, unique_keys=())
                 assert await engine.cleanup_offline() == [("default", "lost")]
                 assert await store_a.get(DATAPLANES, "default/lost") is None
+                assert await store_a.get(STATUS_TYPE, "default/lost") is None  # goes with it
                 assert await store_a.get(DATAPLANES, "default/kept") is not None
-                assert inspect.overview(engine, "default", "kept")["state"] == "online"
+                assert (await inspect.overview(engine, "default", "kept"))["state"] == "online"
             finally:
                 await engine.stop()
         finally:

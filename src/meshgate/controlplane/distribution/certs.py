@@ -4,9 +4,10 @@
   key stays on the sidecar), signed by the mesh root, with the URI/DNS SANs the control
   plane decides (what the CSR asks for is ignored; its signature proves key possession);
 * ``server_tls``: the DP port's certificate — a control-plane root and a server leaf for
-  ``localhost``/``127.0.0.1``/``::1`` plus extra names, kept in the store (document
-  ``mesh_cp_tls``/``dp-server``) so every control plane on the store and every restart
-  present the same certificate (sidecars pin it by fingerprint, or trust the root).
+  ``localhost``/``127.0.0.1``/``::1`` plus extra names, kept in the store (documents
+  ``mesh_cp_tls``/``dp-server…``) so every control plane on the store and every restart
+  present a certificate of the same root (sidecars trust the root, or pin a fingerprint);
+  a control plane reached at names the first leaf does not cover gets its own leaf.
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ from __future__ import annotations
 import datetime
 import hashlib
 import ipaddress
+import logging
 from dataclasses import dataclass
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -32,6 +35,7 @@ from meshgate.store.errors import UniqueViolation
 
 TLS_DOC_TYPE = "mesh_cp_tls"
 TLS_DOC_ID = "dp-server"
+_log = logging.getLogger("meshgate.distribution")
 
 
 def sign_csr(
@@ -104,22 +108,82 @@ def cert_fingerprint(cert_pem: str) -> str:
 async def server_tls(
     store: Store, *, now: datetime.datetime, extra_names: tuple[str, ...] = ()
 ) -> ServerTLS:
-    """The stored DP-server TLS material, created on first use.
+    """The DP server's TLS material for a control plane reached at ``extra_names`` (host
+    names or IPs) besides ``localhost``: the stored one, created on first use.
 
-    ``extra_names`` (host names or IPs sidecars use to reach the control plane) are only
-    used when the material is created; delete the ``mesh_cp_tls`` document to re-create it.
+    The store keeps one root (the DP CA sidecars are given) and the leaf made with it, for
+    the names of the first control plane that started (``mesh_cp_tls``/``dp-server``).  A
+    control plane whose names that leaf does not cover gets a leaf of its own signed by the
+    same root and kept under an id derived from its set of names, so replicas started with
+    the same names present the same certificate (sidecars that pin a fingerprint instead of
+    trusting the root can fail over between them).
     """
+    names = ("localhost", "127.0.0.1", "::1", *extra_names)
+    doc = await _shared_material(store, now, names)
+    shared = ServerTLS(str(doc["ca_cert"]), str(doc["cert"]), str(doc["key"]))
+    if covers(shared.cert, names):
+        return shared
+    if "ca_key" not in doc:  # made before roots were kept: no new leaf can be signed
+        _log.warning(
+            "the stored DP server certificate does not cover %s and its root key was not "
+            "kept: delete the %s documents to re-create them", ", ".join(extra_names), TLS_DOC_TYPE
+        )  # fmt: skip
+        return shared
+    ident = f"{TLS_DOC_ID}/{_names_digest(names)}"
+    own = await store.get(TLS_DOC_TYPE, ident)
+    if own is None:
+        root = RootCA(shared.ca_cert, str(doc["ca_key"]))
+        cert, key = _issue_server(root, names, now)
+        own = {"id": ident, "names": sorted(set(names)), "cert": cert, "key": key}
+        try:
+            await store.insert(TLS_DOC_TYPE, own, unique_keys=())
+        except UniqueViolation:  # another control plane with these names made it first
+            own = await store.get(TLS_DOC_TYPE, ident)
+            assert own is not None
+    return ServerTLS(shared.ca_cert, str(own["cert"]), str(own["key"]))
+
+
+async def _shared_material(
+    store: Store, now: datetime.datetime, names: tuple[str, ...]
+) -> dict[str, Any]:
+    """The ``dp-server`` document: the root (with its key) and the first leaf."""
     doc = await store.get(TLS_DOC_TYPE, TLS_DOC_ID)
     if doc is not None:
-        return ServerTLS(str(doc["ca_cert"]), str(doc["cert"]), str(doc["key"]))
+        return doc
     root = generate_root("meshgate-control-plane", now=now)
-    fresh = _issue_server(root, ("localhost", "127.0.0.1", "::1", *extra_names), now)
-    new_doc = {"id": TLS_DOC_ID, "ca_cert": root.cert, "cert": fresh[0], "key": fresh[1]}
+    cert, key = _issue_server(root, names, now)
+    fresh = {"id": TLS_DOC_ID, "ca_cert": root.cert, "ca_key": root.key, "cert": cert, "key": key}
     try:
-        await store.insert(TLS_DOC_TYPE, new_doc, unique_keys=())
+        await store.insert(TLS_DOC_TYPE, fresh, unique_keys=())
     except UniqueViolation:  # another control plane made it first
-        return await server_tls(store, now=now)
-    return ServerTLS(root.cert, fresh[0], fresh[1])
+        doc = await store.get(TLS_DOC_TYPE, TLS_DOC_ID)
+        assert doc is not None
+        return doc
+    return fresh
+
+
+def covers(cert_pem: str, names: tuple[str, ...]) -> bool:
+    """Whether the certificate's SANs hold every one of ``names`` (host names or IPs)."""
+    cert = x509.load_pem_x509_certificate(cert_pem.encode())
+    try:
+        sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return False
+    held = {name.lower() for name in sans.get_values_for_type(x509.DNSName)}
+    held |= {str(ip) for ip in sans.get_values_for_type(x509.IPAddress)}
+    return all(_normal(name) in held for name in names)
+
+
+def _normal(name: str) -> str:
+    try:
+        return str(ipaddress.ip_address(name))
+    except ValueError:
+        return name.lower()
+
+
+def _names_digest(names: tuple[str, ...]) -> str:
+    canonical = "\n".join(sorted({_normal(name) for name in names}))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
 def _issue_server(root: RootCA, names: tuple[str, ...], now: datetime.datetime) -> tuple[str, str]:

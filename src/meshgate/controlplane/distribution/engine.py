@@ -11,8 +11,9 @@ once; dataplane changes (admissions) wait ``push_delay`` seconds so that a burst
 costs one pass.  Workload certificates are signed from the sidecar's CSR and renewed at 2/3
 of their lifetime (or when the dataplane's identities or its mesh's CA change): the renewal
 is just another snapshot version.  ACK/NACK results, certificate expiry and connection state
-are kept per dataplane (``DataplaneStatus``) for ``inspect``; dataplanes gone without a
-``bye`` are deleted once offline longer than ``offline_cleanup_age`` (see ``offline``).
+are kept per dataplane (``DataplaneStatus``) for ``inspect``, and stored when they change so
+that other replicas show them too (``status_records``); dataplanes gone without a ``bye`` are
+deleted once offline longer than ``offline_cleanup_age`` (see ``offline``).
 
 Several engines (control-plane replicas) may share one store: each has an instance id and a
 heartbeat, records the sessions it holds, and judges the others' dataplanes by their
@@ -52,8 +53,16 @@ from meshgate.controlplane.distribution.state import (
     diff_states,
     load_state,
 )
+from meshgate.controlplane.distribution.status_records import (
+    DEFAULT_FLUSH_DELAY,
+    STATUS_TYPE,
+    StatusLog,
+    status_record,
+    taken_over,
+)
 from meshgate.controlplane.distribution.storage import (
     PREFIX,
+    entity_id,
     put_resource,
 )
 from meshgate.controlplane.distribution.tokens import DataplaneTokens
@@ -87,6 +96,7 @@ class DistributionEngine:
         instance_id: str | None = None,
         heartbeat_interval: float = DEFAULT_HEARTBEAT_INTERVAL,
         dead_after: float | None = None,
+        status_flush_delay: float = DEFAULT_FLUSH_DELAY,
     ) -> None:
         self.store = store
         self.ca = ca
@@ -107,6 +117,10 @@ class DistributionEngine:
         self.state = MeshState(revision=-1)
         self.sessions: dict[Key, Session] = {}
         self.statuses: dict[Key, DataplaneStatus] = {}
+        self.status_log = StatusLog(
+            store, self.replicas.instance_id, self._status_record, status_flush_delay,
+            alone=lambda: len(self.replicas.live_instances(self.now())) <= 1,
+        )  # fmt: skip
         self.indexes: dict[str, MeshIndex] = {}
         self._pending = Delta()
         self._next_pass: asyncio.Future[None] | None = None
@@ -123,6 +137,7 @@ class DistributionEngine:
         await self.reload()
         self._tasks = [
             spawn(self._follow(), name="distribution-follow"),
+            spawn(self.status_log.run(), name="distribution-status-writes"),
             spawn(
                 upkeep.rotation_loop(self, self.rotation_check_interval),
                 name="distribution-rotation",
@@ -144,6 +159,10 @@ class DistributionEngine:
             )
 
     async def stop(self) -> None:
+        try:
+            await self.status_log.flush()
+        except Exception as exc:  # a store closing with the control plane
+            _log.warning("cannot write the last dataplane statuses: %s", exc)
         tasks, self._tasks = self._tasks, []
         if self._pass_task is not None:
             tasks.append(self._pass_task)
@@ -194,7 +213,13 @@ class DistributionEngine:
                 changes = await self.store.changes_since(self.state.revision)
             except RevisionGone:
                 changes = None
-        if changes is None or len(changes) > MAX_INCREMENTAL_CHANGES:
+        # what the state and the replicas' view are made of (not statuses, CA roots…)
+        latest = dict.fromkeys(
+            (c.type, c.id)
+            for c in changes or ()
+            if c.type.startswith(PREFIX) or c.type in REPLICA_TYPES
+        )
+        if changes is None or len(latest) > MAX_INCREMENTAL_CHANGES:
             fresh = await load_state(self.store)
             await self.replicas.load()
             if fresh.revision > self.state.revision:
@@ -203,11 +228,6 @@ class DistributionEngine:
                 self.note(delta)
             return
         delta = Delta()
-        latest = {
-            (c.type, c.id): c
-            for c in changes
-            if c.type.startswith(PREFIX) or c.type in REPLICA_TYPES
-        }
         try:
             for kind, ident in latest:
                 # the newest document: later changes are applied again, to the same effect
@@ -277,19 +297,23 @@ class DistributionEngine:
         mesh = self.state.meshes.get(mesh_name)
         dataplane = self.state.dataplane(mesh_name, name)
         if mesh is None or dataplane is None:
-            status.compile_error = "the mesh or the dataplane no longer exists"
+            self._compile_error(session.key, status, "the mesh or the dataplane no longer exists")
             return
+        cert = session.cert
         try:
             snap = await compiling.compile_for(self, mesh, dataplane, session)
         except (ConfigError, ValueError) as exc:
-            status.compile_error = str(exc)
+            self._compile_error(session.key, status, str(exc))
             _log.error("cannot compile dataplane %s/%s: %s", mesh_name, name, exc)
             return
         except Exception:
-            status.compile_error = "internal error (see the control plane's log)"
+            self._compile_error(session.key, status, "internal error (see the control plane's log)")
             _log.exception("compiling dataplane %s/%s failed", mesh_name, name)
             return
-        status.compile_error = None
+        finally:
+            if session.cert is not cert:
+                self.status_log.changed(session.key)
+        self._compile_error(session.key, status, None)
         session.depends_on = frozenset(
             s.name for s in snap.services if s.name and s.id.startswith(DESTINATION_PREFIX)
         )
@@ -324,7 +348,10 @@ class DistributionEngine:
             async with self.store.transaction() as tx:
                 claim = await self.replicas.claim(tx, key, self.now())  # first: see replicas
                 await put_resource(tx, resource)
+                stored = await tx.get(STATUS_TYPE, entity_id(*key))
             self.replicas.claimed(claim)
+            if (taken := taken_over(stored, self.replicas.instance_id)) is not None:
+                self.statuses[key] = taken  # the last holder's status is newer than ours
             delta = Delta()
             self.state.put_dataplane(resource, delta)
             delta.dataplane(key, ())  # its own first snapshot
@@ -348,13 +375,28 @@ class DistributionEngine:
 
     def acked(self, session: Session, version: str) -> None:
         status = self.statuses.setdefault(session.key, DataplaneStatus())
-        status.acked_version = version
+        if status.acked_version != version:
+            status.acked_version = version
+            self.status_log.changed(session.key)
         session.running_version = version
 
     def nacked(self, session: Session, version: str, error: str) -> None:
         status = self.statuses.setdefault(session.key, DataplaneStatus())
         status.nack = {"version": version, "error": error, "at": self.now()}
+        self.status_log.changed(session.key)
         _log.warning("%s/%s refused snapshot %s: %s", *session.key, version, error)
+
+    def _compile_error(self, key: Key, status: DataplaneStatus, error: str | None) -> None:
+        if status.compile_error != error:
+            status.compile_error = error
+            self.status_log.changed(key)
+
+    def _status_record(self, key: Key) -> dict[str, Any] | None:
+        """The status record of ``key`` to store now; None when not held here."""
+        status = self.statuses.get(key)
+        if key not in self.sessions or status is None:
+            return None
+        return status_record(key, status, self.replicas.instance_id)
 
     async def disconnected(self, session: Session, *, graceful: bool) -> None:
         """The sidecar left.  A graceful ``bye`` removes its Dataplane resource; otherwise the
@@ -367,7 +409,12 @@ class DistributionEngine:
             async with self.lock:  # an admission of the same dataplane waits, or went first
                 if session.key in self.sessions:
                     return
-                await self.replicas.release(session.key, self.now(), graceful=graceful)
+                status, final = self.statuses.get(session.key), None
+                if self.status_log.take(session.key) and status is not None:
+                    final = status_record(session.key, status, self.replicas.instance_id)
+                await self.replicas.release(
+                    session.key, self.now(), graceful=graceful, status=final
+                )
         except Exception as exc:  # a store closing with the control plane
             _log.warning("cannot record that %s/%s left: %s", mesh, name, exc)
 

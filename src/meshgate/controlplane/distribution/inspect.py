@@ -1,6 +1,6 @@
 """What the Mesh API shows of one dataplane: the snapshot it runs (``_config``), the policies
 that apply to it and from where (``_rules``), and its connection (``_overview``) — this
-replica's own status when it holds the sidecar, else what the replicas' records say.
+replica's own status when it holds the sidecar, else what the store's records say.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from meshgate import snapshot
 from meshgate.compiler.mesh_rules import dataplane_rules
 from meshgate.controlplane.distribution.compiling import compile_for
 from meshgate.controlplane.distribution.sessions import DataplaneStatus, connection_view
+from meshgate.controlplane.distribution.status_records import read_statuses
 
 if TYPE_CHECKING:
     from meshgate.controlplane.distribution.engine import DistributionEngine
@@ -41,12 +42,27 @@ def rules(engine: DistributionEngine, mesh_name: str, name: str) -> dict[str, An
     )  # fmt: skip
 
 
-def overview(engine: DistributionEngine, mesh_name: str, name: str) -> dict[str, Any]:
+async def overview(engine: DistributionEngine, mesh_name: str, name: str) -> dict[str, Any]:
     """The dataplane's connection: this replica's own status when it holds the sidecar,
-    else what the replicas' records say (online at another replica, or offline since)."""
-    key, now = (mesh_name, name), engine.clock()
-    status = engine.statuses.get(key, DataplaneStatus())
-    if key in engine.sessions:
-        return connection_view(status, None, engine.replicas.instance_id, now)
-    verdict = engine.replicas.verdict(key, now.timestamp())
-    return connection_view(status, verdict, engine.replicas.instance_id, now)
+    else what the store says: online at another replica or offline since when (the replicas'
+    records), with the ACKs and certificate its last holder stored (``status_records``)."""
+    return (await overviews(engine, mesh_name, [name]))[0]
+
+
+async def overviews(
+    engine: DistributionEngine, mesh_name: str, names: list[str]
+) -> list[dict[str, Any]]:
+    """``overview`` of each of ``names`` (the store is read for those held elsewhere)."""
+    now, me = engine.clock(), engine.replicas.instance_id
+    elsewhere = [name for name in names if (mesh_name, name) not in engine.sessions]
+    stored = await read_statuses(engine.store, mesh_name, elsewhere) if elsewhere else {}
+    views = []
+    for name in names:
+        key = (mesh_name, name)
+        status = stored.get(name) or engine.statuses.get(key) or DataplaneStatus()
+        if key in engine.sessions:
+            views.append(connection_view(status, None, me, now))
+        else:
+            verdict = engine.replicas.verdict(key, now.timestamp())
+            views.append(connection_view(status, verdict, me, now))
+    return views

@@ -11,7 +11,8 @@ Writes, each one store transaction:
 * ``claim`` (inside the admission's transaction): this replica's session record replaces any
   other, and the offline record goes;
 * ``release``: on disconnect, only if this replica still holds the session (a conditional
-  delete on ``cp``); otherwise the sidecar has already moved on and nothing is recorded;
+  delete on ``cp``); otherwise the sidecar has already moved on and nothing is recorded
+  (the status records of ``status_records`` go with a ``bye``, and with the cleanup);
 * ``beat``: the heartbeat; then ``reconcile`` re-writes this replica's sessions that others
   took for dead (a paused process that came back) and closes sessions another live replica
   took over; ``reap`` turns sessions of dead replicas into offline records since the dead
@@ -55,6 +56,7 @@ from meshgate.controlplane.distribution.offline import (
     record_of,
     token_of,
 )
+from meshgate.controlplane.distribution.status_records import STATUS_TYPE
 from meshgate.controlplane.distribution.storage import entity_id, entity_type
 from meshgate.store.api import Doc, Store, Transaction
 
@@ -158,9 +160,13 @@ class Replicas:
         self.sessions[record.key] = record
         self.offline.pop(record.key, None)
 
-    async def release(self, key: Key, now: float, *, graceful: bool) -> bool:
-        """The sidecar left this replica: a graceful ``bye`` deletes its Dataplane, otherwise
-        it is offline from ``now``.  False (nothing written) when another replica holds it."""
+    async def release(
+        self, key: Key, now: float, *, graceful: bool, status: Doc | None = None
+    ) -> bool:
+        """The sidecar left this replica: a graceful ``bye`` deletes its Dataplane (and its
+        status record), otherwise it is offline from ``now`` and ``status`` (its last unwritten
+        status record, if any) is written.  False (nothing written) when another replica
+        holds it."""
         ident = entity_id(*key)
         async with self.store.transaction() as tx:
             mine = await tx.delete_many(SESSION_TYPE, ids=[ident], filter={"cp": self.instance_id})
@@ -168,9 +174,12 @@ class Replicas:
                 return False
             if graceful:
                 await tx.delete(OFFLINE_TYPE, ident)
+                await tx.delete(STATUS_TYPE, ident)
                 await tx.delete(DATAPLANES, ident)
             else:
                 await tx.upsert(OFFLINE_TYPE, ident, offline_doc(key, now), unique_keys=())
+                if mine and status is not None:
+                    await tx.upsert(STATUS_TYPE, ident, status, unique_keys=())
         self.sessions.pop(key, None)
         if graceful:
             self.offline.pop(key, None)
@@ -282,6 +291,7 @@ class Replicas:
                     self.offline.pop(key, None)
                     return False  # online: the record was stale, and is gone now
                 await tx.delete(SESSION_TYPE, ident)
+            await tx.delete(STATUS_TYPE, ident)
             existed = await tx.delete(DATAPLANES, ident)
         self.offline.pop(key, None)
         self.sessions.pop(key, None)

@@ -49,6 +49,7 @@ class DataplaneStatus:
     nack: dict[str, Any] | None = None
     compile_error: str | None = None
     cert_not_after: datetime.datetime | None = None
+    cert_serial: str | None = None  # hex
     cert_regenerations: int = 0
     pushes: int = 0  # snapshots sent (only new versions are sent)
 
@@ -68,6 +69,7 @@ class DataplaneStatus:
             if expiry is None
             else {
                 "expiration": expiry.isoformat(),
+                "serial": self.cert_serial,
                 "expiresInSeconds": int((expiry - now).total_seconds()),
                 "regenerations": self.cert_regenerations,
             },
@@ -78,12 +80,14 @@ def connection_view(
     status: DataplaneStatus, verdict: Verdict | None, instance_id: str, now: datetime.datetime
 ) -> dict[str, Any]:
     """``_overview``'s status: ``status`` as kept here when this replica (``instance_id``)
-    holds the sidecar (``verdict`` None); else online at the replica the verdict names, or
-    offline since the verdict says (the rest of ``status`` is from an earlier connection)."""
+    holds the sidecar (``verdict`` None); else ``status`` as the last holder stored it, online
+    at the replica the verdict names or offline since the verdict says."""
     if verdict is None:
         return {**status.view(now), "controlPlane": instance_id}
     if verdict.online:
-        status = DataplaneStatus(connected=True, connected_at=verdict.since)
+        status = dataclasses.replace(
+            status, connected=True, connected_at=verdict.since, disconnected_at=None
+        )
     else:
         status = dataclasses.replace(status, connected=False, disconnected_at=verdict.since)
     return {**status.view(now), "controlPlane": verdict.cp}
@@ -162,4 +166,7 @@ async def session_certificate(
     if current is not None:
         status.cert_regenerations += 1
     status.cert_not_after = issued.not_after
+    status.cert_serial = format(
+        x509.load_pem_x509_certificate(issued.cert.encode()).serial_number, "x"
+    )
     return issued

@@ -261,7 +261,7 @@ class MeshApi:
         if doc is None:
             raise not_found(f"dataplane '{name}' in mesh '{mesh}'")
         return JSON(
-            {"dataplane": strip_id(doc), "status": inspect.overview(self.engine, mesh, name)}
+            {"dataplane": strip_id(doc), "status": await inspect.overview(self.engine, mesh, name)}
         )
 
     async def list_overviews(self, request: Request) -> Response:
@@ -270,12 +270,11 @@ class MeshApi:
         mesh = request.path_params["mesh"]
         await self._require_mesh(mesh)
         page = await self._page(request, "dataplanes", {"mesh": mesh})
+        names = [str(item.get("name")) for item in page["items"]]
+        statuses = await inspect.overviews(self.engine, mesh, names)
         page["items"] = [
-            {
-                "dataplane": item,
-                "status": inspect.overview(self.engine, mesh, str(item.get("name"))),
-            }
-            for item in page["items"]
+            {"dataplane": item, "status": status}
+            for item, status in zip(page["items"], statuses, strict=True)
         ]
         return JSON(page)
 
