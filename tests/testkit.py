@@ -137,13 +137,7 @@ class Gateway:
         self.proc.send_signal(sig)
 
     def stop(self) -> str:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        terminate(self.proc)
         return self.log()
 
     def log(self) -> str:
@@ -153,6 +147,17 @@ class Gateway:
         if self.proc.poll() is not None:
             self._log.close()
         return text
+
+
+def terminate(proc: subprocess.Popen[Any], grace: float = 20) -> None:
+    """SIGTERM ``proc`` if it still runs, SIGKILL it after ``grace`` seconds; reap it."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 class RecordingProxy:

@@ -14,6 +14,7 @@ import pytest
 from events_http_kit import build, call, close_logs, embedded, run
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from test_events_http_json_fast import JSON_VALUES
 
 from meshgate.events.api import ProduceRecord, RecordMetadata
 from meshgate.events.http_api import rest_bodies as rest
@@ -21,15 +22,6 @@ from meshgate.events.http_api import rest_fast
 from meshgate.events.http_api.rest_answers import V3Reports
 from meshgate.proxy.filters.testing import FakeContext
 
-JSON_VALUES = st.recursive(
-    st.none()
-    | st.booleans()
-    | st.integers(min_value=-(2**70), max_value=2**70)
-    | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text(),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(), inner, max_size=3),
-    max_leaves=8,
-)
 B64 = st.binary(max_size=8).map(lambda raw: base64.b64encode(raw).decode())
 
 

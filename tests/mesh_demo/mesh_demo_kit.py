@@ -22,7 +22,7 @@ from typing import IO, Any
 
 from cryptography import x509
 
-from testkit import MESHGATE
+from testkit import MESHGATE, terminate
 
 SPAN = 33  # ports the demo uses from --base-port on
 
@@ -121,13 +121,7 @@ class DemoRun:
 
     def close(self) -> None:
         """Stop the demo if a test left it running, and anything it left (never fails)."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        terminate(self.proc)
         for pid in processes_in(self.dir):
             try:
                 os.killpg(pid, signal.SIGKILL)
