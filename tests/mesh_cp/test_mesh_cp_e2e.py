@@ -167,6 +167,13 @@ def test_mtls_mesh_issues_identities_and_routes_over_mtls(mesh: Mesh) -> None:
 
     for name in ("svc-a-1", "svc-b-1", "svc-c-1"):
         eventually(lambda name=name: acked(name))  # type: ignore[misc]
+    # each serving sidecar holds its snapshot as msgspec Structs: pydantic is never loaded
+    sidecars = [p.proc.pid for p in mesh.procs if "dp" in p.proc.args]  # type: ignore[operator]
+    assert len(sidecars) == 3
+    for pid in sidecars:
+        maps = Path(f"/proc/{pid}/maps").read_text()
+        assert "msgspec/_core" in maps
+        assert "pydantic_core" not in maps
     config = mesh.api("/meshes/secure/dataplanes/svc-b-1/_config")
     inbound = next(ln for ln in config["listeners"] if ln["name"].startswith("inbound:"))
     assert inbound["mtls"]["certificate"] == "mesh-workload"

@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from meshgate import snapshot
+from meshgate.agent.dataplane import snapshot_codec
 from meshgate.agent.dataplane.client import AgentConfig
 from meshgate.agent.dataplane.launch import SERVING_ENV, Launch, serving_environment
 from meshgate.agent.dataplane.protocol import LOCAL_KEY
@@ -42,10 +43,12 @@ def _certificate_for(key_pem: str) -> str:
 
 
 def _keyless(cert_pem: str) -> snapshot.Snapshot:
-    return snapshot.Snapshot(
+    """A pushed snapshot as the serving process holds it (``snapshot_codec``)."""
+    pushed = snapshot.Snapshot(
         version="v1",
         certificates=(snapshot.Certificate(id="mesh-workload", cert=cert_pem, key=LOCAL_KEY),),
     )
+    return snapshot_codec.from_builtins(pushed.model_dump(mode="json"))
 
 
 def test_csr_is_made_once_per_key_and_name(tmp_path: Path) -> None:

@@ -11,9 +11,8 @@ import ssl
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from meshgate import snapshot
-
 if TYPE_CHECKING:
+    from meshgate import snapshot
     from meshgate.proxy.balancer import Balancer
     from meshgate.proxy.filters.api import PluginHandler
     from meshgate.proxy.filters.chain import Chain

@@ -11,8 +11,8 @@ cluster's limits did not change, so requests in flight across a reload stay coun
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
-from meshgate import snapshot
 from meshgate.proxy.compiled import CompiledConfig, CompiledRoute, CompiledService
 from meshgate.proxy.http.policy import (
     HeaderEdit,
@@ -22,6 +22,9 @@ from meshgate.proxy.http.policy import (
     WeightedChoice,
 )
 from meshgate.proxy.router import Router
+
+if TYPE_CHECKING:
+    from meshgate import snapshot
 
 
 def compile_mesh_http(

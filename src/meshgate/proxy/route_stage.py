@@ -12,11 +12,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from meshgate import snapshot
 from meshgate.proxy.compiled import CompiledRoute, CompiledService
 from meshgate.proxy.filters.chain import RouteChains
 from meshgate.proxy.mesh_http import compile_route_fields
+
+if TYPE_CHECKING:
+    from meshgate import snapshot
 
 _UNSEEN = object()
 

@@ -17,13 +17,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from meshgate import snapshot
 from meshgate.proxy.router_build import RouteSet, build_route_set
 from meshgate.proxy.router_entries import Entry, RouterBuildError
 from meshgate.proxy.router_index import NO_RANK
 from meshgate.proxy.router_normalize import normalize_path, sanitize_postfix, split_host_port
+
+if TYPE_CHECKING:
+    from meshgate import snapshot
 
 __all__ = ["Explanation", "RouteMatch", "Router", "RouterBuildError", "upstream_path"]
 

@@ -18,11 +18,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from itertools import compress, count
 from operator import attrgetter, is_not, or_
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
 
-from meshgate import snapshot
 from meshgate.proxy.router_entries import Entry, compile_entries
 from meshgate.proxy.router_index import NO_RANK, HostIndex
+
+if TYPE_CHECKING:
+    from meshgate import snapshot
 
 T = TypeVar("T")
 
@@ -41,7 +43,7 @@ _rank = attrgetter("rank")
 
 # What a build made of one route: the route, its target and its entries (none: not an HTTP
 # route).  A tuple, not a class: a full build makes one per route.
-RouteEntries = tuple[snapshot.Route, T, list[Entry[T]]]
+RouteEntries = tuple["snapshot.Route", T, list[Entry[T]]]
 
 
 @dataclass(slots=True, frozen=True)

@@ -22,10 +22,12 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
 
-from meshgate import snapshot
 from meshgate.proxy.router_normalize import normalize_path, normalize_regex_path
+
+if TYPE_CHECKING:
+    from meshgate import snapshot
 
 T = TypeVar("T")
 

@@ -18,9 +18,8 @@ import asyncio
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from meshgate import snapshot
 from meshgate.proxy.balancer import Balancer
 from meshgate.proxy.compiled import CompiledConfig, CompiledRoute, CompiledService, RuntimeState
 from meshgate.proxy.filters.api import PluginHandler
@@ -35,6 +34,9 @@ from meshgate.proxy.router import Router
 from meshgate.proxy.tcp.listener import start_tcp_listener
 from meshgate.proxy.tls.server import build_server_context
 from meshgate.proxy.tls.upstream import UpstreamTLS
+
+if TYPE_CHECKING:
+    from meshgate import snapshot
 
 _log = logging.getLogger("meshgate.runtime")
 
@@ -272,7 +274,7 @@ _EMPTY_ROUTER: Router[CompiledRoute] = Router.build([])
 
 def empty_config() -> CompiledConfig:
     """The config a proxy runs before its first snapshot: every request gets 404."""
-    return CompiledConfig(version="", router=Router.build([]), snapshot=snapshot.Snapshot())
+    return CompiledConfig(version="", router=Router.build([]))
 
 
 class ProxyRuntime:

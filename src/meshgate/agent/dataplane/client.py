@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from meshgate import snapshot
+from meshgate.agent.dataplane import snapshot_codec
 from meshgate.agent.dataplane.protocol import (
     PING_INTERVAL,
     PROTOCOL_VERSION,
@@ -43,6 +43,7 @@ from meshgate.agent.dataplane.protocol import (
 from meshgate.agent.dataplane.state import StateDir, with_local_key
 
 if TYPE_CHECKING:
+    from meshgate import snapshot
     from meshgate.agent.supervisor import Proxy
 
 _log = logging.getLogger("meshgate.dataplane")
@@ -206,7 +207,7 @@ class DataplaneAgent:
     async def _apply(self, raw: Any, version: str) -> str | None:
         """Run the pushed snapshot; the error text when it cannot run (None: it runs)."""
         try:
-            received = snapshot.Snapshot.model_validate(raw)
+            received = snapshot_codec.from_builtins(raw)
             if received.version != version:
                 return f"snapshot version {received.version!r} differs from {version!r}"
             ready = with_local_key(received, self.state.key_pem())

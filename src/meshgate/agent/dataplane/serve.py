@@ -16,16 +16,19 @@ import gc
 import signal
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import uvloop
 
-from meshgate import snapshot
 from meshgate.agent.dataplane.client import DataplaneAgent, Refused
 from meshgate.agent.dataplane.launch import Launch
 from meshgate.agent.logs import configure_logging
 from meshgate.proxy.http.settings import ProxySettings
 from meshgate.proxy.runtime import ProxyRuntime
 from meshgate.tasks import spawn
+
+if TYPE_CHECKING:
+    from meshgate import snapshot
 
 
 class SidecarProxy:

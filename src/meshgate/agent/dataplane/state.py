@@ -6,7 +6,8 @@ Files (``--state-dir``):
 * ``csr.json`` — the certificate request for that key (and the key's digest), made once: the
   control plane only reads the public key from it, so the same request serves every session;
 * ``snapshot.json`` — the last snapshot the proxy ran successfully, as the control plane
-  sent it (the workload key is not in it: ``with_local_key`` puts it back on load);
+  sent it (the workload key is not in it: ``with_local_key`` puts it back on load), read and
+  written by ``snapshot_codec`` (the serving process holds snapshots as its Structs);
 * ``cp-fingerprint`` — the control plane certificate pinned on first use (``sha256:<hex>``).
 
 Only making a key or a CSR needs the ``cryptography`` package (``keys``); it is imported then
@@ -22,10 +23,14 @@ import json
 import os
 import ssl
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from meshgate import snapshot
+from meshgate.agent.dataplane import snapshot_codec
 from meshgate.agent.dataplane.protocol import LOCAL_KEY
 from meshgate.proxy.tls.common import load_pem_pairs
+
+if TYPE_CHECKING:
+    from meshgate import snapshot
 
 _PEM_KEY_MARKER = "PRIVATE KEY-----"
 
@@ -85,12 +90,12 @@ class StateDir:
     def load_snapshot(self) -> snapshot.Snapshot | None:
         """The cached snapshot as received (None when absent or unreadable)."""
         try:
-            return snapshot.Snapshot.from_json((self.path / "snapshot.json").read_bytes())
+            return snapshot_codec.from_json((self.path / "snapshot.json").read_bytes())
         except (OSError, ValueError):
             return None
 
     def save_snapshot(self, snap: snapshot.Snapshot) -> None:
-        self._write(self.path / "snapshot.json", snap.to_json().encode())
+        self._write(self.path / "snapshot.json", snapshot_codec.to_json(snap))
 
     # ---------------------------------------------------------------- CP pin
 
@@ -131,6 +136,6 @@ def with_local_key(snap: snapshot.Snapshot, key_pem: str) -> snapshot.Snapshot:
                 raise ValueError(
                     f"certificate {cert.id} was not issued for this sidecar's key"
                 ) from None
-            cert = cert.model_copy(update={"key": key_pem})
+            cert = snapshot_codec.replace(cert, key=key_pem)
         certificates.append(cert)
-    return snap.model_copy(update={"certificates": tuple(certificates)})
+    return snapshot_codec.replace(snap, certificates=tuple(certificates))

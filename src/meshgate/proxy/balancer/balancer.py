@@ -23,9 +23,8 @@ import math
 import socket
 import time
 from collections.abc import Callable, Collection
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-from meshgate import snapshot
 from meshgate.proxy.balancer import dns
 from meshgate.proxy.balancer.hashing import ConsistentHashing
 from meshgate.proxy.balancer.health_active import ActiveChecker
@@ -56,6 +55,9 @@ from meshgate.proxy.balancer.target import (
     Target,
 )
 from meshgate.tasks import spawn
+
+if TYPE_CHECKING:
+    from meshgate import snapshot
 
 _log = logging.getLogger("meshgate.proxy.balancer")
 

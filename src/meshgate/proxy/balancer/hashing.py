@@ -26,11 +26,14 @@ import random
 import uuid
 import zlib
 from collections.abc import Callable, Collection, Sequence
+from typing import TYPE_CHECKING
 from urllib.parse import unquote_plus
 
-from meshgate import snapshot
 from meshgate.proxy.balancer.pickers import RoundRobin
 from meshgate.proxy.balancer.target import PickRequest, Target
+
+if TYPE_CHECKING:
+    from meshgate import snapshot
 
 Extractor = Callable[[PickRequest], "str | None"]
 

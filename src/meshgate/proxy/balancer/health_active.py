@@ -15,8 +15,8 @@ import contextlib
 import logging
 import ssl
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
-from meshgate import snapshot
 from meshgate.proxy.balancer.dns import ip_literal
 from meshgate.proxy.balancer.health_counters import (
     SUCCESS,
@@ -27,6 +27,9 @@ from meshgate.proxy.balancer.health_counters import (
 )
 from meshgate.proxy.balancer.target import DOWN_ACTIVE, Target
 from meshgate.tasks import spawn
+
+if TYPE_CHECKING:
+    from meshgate import snapshot
 
 _log = logging.getLogger("meshgate.proxy.health")
 

@@ -17,8 +17,8 @@ trips it for another period.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from meshgate import snapshot
 from meshgate.proxy.balancer.target import (
     DOWN_PASSIVE,
     HEALTH_EPOCH,
@@ -27,6 +27,9 @@ from meshgate.proxy.balancer.target import (
     TRIAL_OPEN,
     Target,
 )
+
+if TYPE_CHECKING:
+    from meshgate import snapshot
 
 SUCCESS = 0
 TCP_FAILURE = 1

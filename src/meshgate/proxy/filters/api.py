@@ -22,9 +22,8 @@ import enum
 from collections.abc import Awaitable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, NoReturn, Protocol
 
-from pydantic import BaseModel, ConfigDict
-
 if TYPE_CHECKING:
+    from meshgate.proxy.filters.config_base import PluginConfig as PluginConfig
     from meshgate.snapshot import Consumer, PluginInstance, Route, Service, Snapshot
 
 
@@ -53,10 +52,12 @@ class Exit(Exception):
         self.headers = headers
 
 
-class PluginConfig(BaseModel):
-    """Base of every plugin's ``Config``: typed, described, defaulted, unknown fields refused."""
+def __getattr__(name: str) -> Any:
+    if name == "PluginConfig":  # pydantic only once a plugin asks for it (``config_base``)
+        from meshgate.proxy.filters.config_base import PluginConfig
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+        return PluginConfig
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class CompileEnv(Protocol):

@@ -31,13 +31,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from meshgate.errors import ConfigError, Violation
 from meshgate.proxy.filters.api import CompileEnv, PluginHandler
 from meshgate.proxy.filters.handler_reuse import BuiltHandler, TrackedEnv, reusable
 from meshgate.proxy.filters.registry import PluginRegistry
-from meshgate.snapshot import PluginInstance, Snapshot
+
+if TYPE_CHECKING:
+    from meshgate.snapshot import PluginInstance, Snapshot
 
 _Key = tuple[str | None, str | None, str | None]  # (route, service, consumer)
 

@@ -5,9 +5,10 @@ its consumers and credentials indexed once, and node-wide resources that outlive
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from meshgate.snapshot import Consumer, Snapshot
+if TYPE_CHECKING:
+    from meshgate.snapshot import Consumer, Snapshot
 
 
 class SnapshotEnv:

@@ -18,10 +18,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from meshgate.proxy.filters.api import CompileEnv
-from meshgate.snapshot import Consumer, PluginInstance, Snapshot
 
 if TYPE_CHECKING:
     from meshgate.proxy.filters.chain import Bound
+    from meshgate.snapshot import Consumer, PluginInstance, Snapshot
 
 NOTHING, CONSUMERS, SNAPSHOT = 0, 1, 2  # what a handler read, in increasing reach
 

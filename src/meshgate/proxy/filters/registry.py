@@ -20,13 +20,16 @@ import importlib
 import types
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
-
-from pydantic import ValidationError
+from typing import TYPE_CHECKING, Any
 
 from meshgate.errors import ConfigError, Violation
 from meshgate.plugins import bundled_plugins
-from meshgate.proxy.filters.api import PluginConfig, PluginHandler
+from meshgate.proxy.filters.api import PluginHandler
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
+
+    from meshgate.proxy.filters.config_base import PluginConfig
 
 ENTRY_POINT_GROUP = "meshgate.plugins"
 
@@ -63,6 +66,8 @@ def spec_from_handler(name: str, handler: Any, source: str) -> PluginSpec:
         package = handler.__module__.rpartition(".")[0]
         schema = importlib.import_module(f"{package}.schema") if package else None
         config = getattr(schema, "Config", None)
+    from meshgate.proxy.filters.config_base import PluginConfig
+
     if not (isinstance(config, type) and issubclass(config, PluginConfig)):
         raise TypeError(f"plugin {name!r}: no PluginConfig 'Config' next to {handler!r}")
     if not handler.name:
@@ -150,6 +155,8 @@ class PluginRegistry:
 
     def compile_config(self, name: str, config: Mapping[str, Any]) -> PluginConfig:
         """``config`` validated into the plugin's model; ``ConfigError`` with ``config.<field>``."""
+        from pydantic import ValidationError
+
         spec = self.get(name)
         try:
             return spec.config.model_validate(dict(config))

@@ -20,8 +20,8 @@ import gc
 import socket
 import ssl
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
-from meshgate import snapshot
 from meshgate.proxy.compiled import RuntimeState
 from meshgate.proxy.http.engine import HttpEngine
 from meshgate.proxy.http.server import HttpProxyProtocol
@@ -30,6 +30,9 @@ from meshgate.proxy.tcp.proxy import TcpEngine, engine_of_server, forget_engine
 from meshgate.proxy.tls.common import apply_defaults
 from meshgate.proxy.tls.mesh_accept import accept_plan
 from meshgate.proxy.tls.permissions import InboundGuard
+
+if TYPE_CHECKING:
+    from meshgate import snapshot
 
 _engines: dict[int, HttpEngine] = {}  # id(RuntimeState) -> its engine in this process
 _server_engines: dict[int, HttpEngine] = {}  # id(asyncio.Server) -> engine

@@ -15,14 +15,17 @@ from __future__ import annotations
 import asyncio
 import random
 import socket
+from typing import TYPE_CHECKING
 
-from meshgate import snapshot
 from meshgate.proxy.compiled import CompiledConfig, CompiledService, RuntimeState
 from meshgate.proxy.http.serve import create_listening_server
 from meshgate.proxy.http.settings import ProxySettings
 from meshgate.proxy.tcp.proxy import TcpDownstream, register_server, tcp_engine_for
 from meshgate.proxy.tls.mesh_accept import accept_plan
 from meshgate.proxy.tls.permissions import InboundGuard
+
+if TYPE_CHECKING:
+    from meshgate import snapshot
 
 
 class TcpListenerRoute:

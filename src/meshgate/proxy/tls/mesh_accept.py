@@ -14,11 +14,14 @@ import asyncio
 import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from meshgate import snapshot
 from meshgate.proxy.compiled import RuntimeState
 from meshgate.proxy.tls.mesh_server import MeshListenerTLS
 from meshgate.proxy.tls.sniff import AppFactory, FirstByteSniffer
+
+if TYPE_CHECKING:
+    from meshgate import snapshot
 
 # A permissive TCP listener treats a client silent this long as plain text (its server may
 # be the one that speaks first); TLS clients send their ClientHello right after connecting.

@@ -17,10 +17,13 @@ from __future__ import annotations
 import logging
 import ssl
 from collections import OrderedDict
+from typing import TYPE_CHECKING
 
-from meshgate import snapshot
 from meshgate.proxy.compiled import CompiledConfig, RuntimeState
 from meshgate.proxy.tls.common import apply_defaults, load_pem_pairs
+
+if TYPE_CHECKING:
+    from meshgate import snapshot
 
 _log = logging.getLogger("meshgate.proxy.mesh")
 

@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from meshgate import snapshot
+if TYPE_CHECKING:
+    from meshgate import snapshot
+
 
 _log = logging.getLogger("meshgate.proxy.mesh")
 

@@ -22,9 +22,12 @@ import asyncio
 import ssl
 import weakref
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from meshgate import snapshot
 from meshgate.proxy.tls.common import apply_defaults, load_pem_pairs
+
+if TYPE_CHECKING:
+    from meshgate import snapshot
 
 # SSLObject (or SSLSocket) -> the SNI name it was asked for.  The server side of an SSLObject
 # has no public way to read it back, so the SNI callback records it here.

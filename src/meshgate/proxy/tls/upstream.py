@@ -19,11 +19,13 @@ import asyncio
 import ssl
 from collections import OrderedDict
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from meshgate import snapshot
 from meshgate.proxy.tls.common import apply_defaults, load_pem_pairs
 from meshgate.proxy.tls.identity import PeerCheckingSSLObject
+
+if TYPE_CHECKING:
+    from meshgate import snapshot
 
 _ClientMaterial = tuple[str, str, str | None, str | None]
 _Key = tuple[bool, int | None, tuple[str, ...], _ClientMaterial | None, tuple[str, ...]]
