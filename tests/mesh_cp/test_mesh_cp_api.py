@@ -9,7 +9,7 @@ from typing import Any
 import jwt
 from mesh_cp_kit import call, control_plane, put_ok
 
-from meshgate.controlplane.distribution.storage import collection_of
+from meshgate.controlplane.distribution.storage import STATUS_TYPE, collection_of
 
 TIMEOUT = {
     "targetRef": {"kind": "Mesh"},
@@ -147,5 +147,29 @@ def test_tokens_need_the_admin_token_when_one_is_set(tmp_path: Path) -> None:
             bad = await call(cp, "POST", "/tokens/dataplane", {"mesh": 3, "x": 1}, headers=auth)
             assert bad.status_code == 400
             assert {p["field"] for p in bad.json()["invalid_parameters"]} == {"mesh", "x"}
+
+    asyncio.run(scenario())
+
+
+def test_deleting_a_dataplane_or_its_mesh_deletes_its_status_record(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with control_plane(tmp_path) as cp:
+            assert (await call(cp, "PUT", "/meshes/m1", {"type": "Mesh", "name": "m1"})).is_success
+            dataplane = {"networking": {"address": "127.0.0.1", "inbound": [
+                {"port": 9000, "tags": {"kuma.io/service": "web"}}]}}  # fmt: skip
+            for mesh, name in (("m1", "d1"), ("m1", "d2"), ("default", "d1")):
+                await put_ok(cp, f"/meshes/{mesh}/dataplanes/{name}", dataplane)
+                ident = f"{mesh}/{name}"
+                record = {"id": ident, "mesh": mesh, "name": name, "ackedVersion": "v1"}
+                await cp.store.upsert(STATUS_TYPE, ident, record, unique_keys=())
+
+            assert (await call(cp, "DELETE", "/meshes/m1/dataplanes/d1")).status_code == 200
+            assert await cp.store.get(STATUS_TYPE, "m1/d1") is None
+            assert await cp.store.get(STATUS_TYPE, "m1/d2") is not None
+            assert (await call(cp, "DELETE", "/meshes/m1/dataplanes/d1")).status_code == 404
+
+            assert (await call(cp, "DELETE", "/meshes/m1")).status_code == 200
+            assert await cp.store.get(STATUS_TYPE, "m1/d2") is None
+            assert await cp.store.get(STATUS_TYPE, "default/d1") is not None  # another mesh's
 
     asyncio.run(scenario())

@@ -15,6 +15,7 @@ from mesh_cp_ha_kit import store_url_for
 
 from meshgate.controlplane.distribution import inspect
 from meshgate.controlplane.distribution.status_records import FEW, STATUS_TYPE
+from meshgate.controlplane.distribution.storage import delete_resource
 
 KINDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.services)]
 KEY = (MESH, "web")
@@ -210,3 +211,31 @@ def _written(replica: Replica) -> Any:
         return replica.engine.status_log.writes == 1
 
     return check
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_status_of_a_deleted_dataplane_is_not_written_back(tmp_path: Path, kind: str) -> None:
+    async def scenario(url: str) -> None:
+        async with replicas(url, "cp-a", status_flush_delay=3600) as (a,):
+            sidecar = await a.admit("web", make_csr())
+            assert sidecar.session is not None
+            a.engine.acked(sidecar.session, sidecar.versions[-1])
+            assert await a.engine.status_log.flush() == 1
+            assert await a.store.get(STATUS_TYPE, f"{MESH}/web") is not None
+
+            # the Dataplane is deleted while its session lasts; its next status is not stored
+            assert await delete_resource(a.store, "dataplanes", MESH, "web")
+            assert await a.store.get(STATUS_TYPE, f"{MESH}/web") is None
+            a.engine.nacked(sidecar.session, "v-after", "deleted meanwhile")
+            await a.engine.status_log.flush()
+            assert await a.store.get(STATUS_TYPE, f"{MESH}/web") is None
+
+            # a record left by a race with the deletion goes with the next status
+            await a.store.upsert(STATUS_TYPE, f"{MESH}/web", {"id": f"{MESH}/web", "mesh": MESH},
+                                 unique_keys=())  # fmt: skip
+            a.engine.acked(sidecar.session, "v-later")
+            await a.engine.status_log.flush()
+            assert await a.store.get(STATUS_TYPE, f"{MESH}/web") is None
+
+    with store_url_for(kind, tmp_path) as url:
+        asyncio.run(scenario(url))

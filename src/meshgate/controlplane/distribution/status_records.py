@@ -18,7 +18,8 @@ this transaction and land after it; SQLite runs one writer at a time.
 
 The record outlives the session (other replicas show an offline dataplane's last ACK and
 certificate) and goes with the Dataplane (``Replicas.release`` on ``bye``, the offline
-cleanup).  Its type has no ``mesh.`` prefix: the change feed does not make replicas read it;
+cleanup, the Mesh API's DELETE of the Dataplane or its mesh).  A status of a dataplane whose
+Dataplane is gone while its session lasts deletes the record instead of writing it.  Its type has no ``mesh.`` prefix: the change feed does not make replicas read it;
 they read it when the Mesh API asks about dataplanes they do not hold (``read_statuses``).
 """
 
@@ -32,10 +33,11 @@ from typing import Any
 
 from meshgate.controlplane.distribution.liveness import SESSION_TYPE
 from meshgate.controlplane.distribution.sessions import DataplaneStatus
-from meshgate.controlplane.distribution.storage import entity_id
+from meshgate.controlplane.distribution.storage import STATUS_TYPE, entity_id, entity_type
 from meshgate.store.api import Doc, Store
 
-STATUS_TYPE = "mesh_dp_status"
+__all__ = ["STATUS_TYPE", "StatusLog", "read_statuses", "status_of", "status_record", "taken_over"]
+_DATAPLANES = entity_type("dataplanes")
 DEFAULT_FLUSH_DELAY = 0.1
 """Seconds without a status change before the changes are written."""
 MAX_WAIT = 1.0
@@ -195,7 +197,10 @@ class StatusLog:
             try:
                 async with self.store.transaction() as tx:
                     for doc in chunk.values():
-                        await tx.upsert(STATUS_TYPE, doc["id"], doc, unique_keys=())
+                        if await tx.get(_DATAPLANES, doc["id"]) is None:
+                            await tx.delete(STATUS_TYPE, doc["id"])  # deleted meanwhile
+                        else:
+                            await tx.upsert(STATUS_TYPE, doc["id"], doc, unique_keys=())
                     lost = [
                         key
                         for key in chunk

@@ -21,6 +21,8 @@ from meshgate.store.api import Store, Transaction
 from meshgate.store.errors import UniqueViolation
 
 PREFIX = "mesh."
+STATUS_TYPE = "mesh_dp_status"
+"""A dataplane's status record (``status_records``); it goes with its Dataplane and mesh."""
 
 
 def collection_of(kind: str) -> str:
@@ -109,6 +111,19 @@ async def delete_mesh(store: Store, mesh: str) -> bool:
             return False
         for collection in KINDS:
             await tx.delete_many(entity_type(collection), filter={"mesh": mesh})
+        await tx.delete_many(STATUS_TYPE, filter={"mesh": mesh})
+    return True
+
+
+async def delete_resource(store: Store, collection: str, mesh: str, name: str) -> bool:
+    """Delete one mesh-scoped resource (a Dataplane with its status record); False when there
+    was no such resource."""
+    ident = entity_id(mesh, name)
+    async with store.transaction() as tx:
+        if not await tx.delete(entity_type(collection), ident):
+            return False
+        if collection == "dataplanes":
+            await tx.delete(STATUS_TYPE, ident)
     return True
 
 

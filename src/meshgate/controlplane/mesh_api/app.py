@@ -46,6 +46,7 @@ from meshgate.controlplane.distribution.storage import (
     KINDS,
     create_mesh,
     delete_mesh,
+    delete_resource,
     entity_id,
     entity_type,
     put_resource,
@@ -184,7 +185,7 @@ class MeshApi:
                 raise not_found(f"{kind} '{name}' in mesh '{mesh}'")
             return JSON(strip_id(doc))
         if request.method == "DELETE":
-            if not await self.store.delete(*key):
+            if not await delete_resource(self.store, collection, mesh, name):
                 raise not_found(f"{kind} '{name}' in mesh '{mesh}'")
             return JSON({})
         resource = resource_from(body_document(await request.body()), kind, name, mesh)
