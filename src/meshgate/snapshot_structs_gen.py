@@ -76,7 +76,11 @@ def render_module() -> str:
 
 
 def _render_model(model: type[BaseModel]) -> str:
-    lines = [f"class {model.__name__}(Model, frozen=True, kw_only=True):", f'    """``snapshot.{model.__name__}``."""', ""]
+    lines = [
+        f"class {model.__name__}(Model, frozen=True, kw_only=True):",
+        f'    """``snapshot.{model.__name__}``."""',
+        "",
+    ]
     for name, info in model.model_fields.items():
         if info.alias not in (None, name):
             raise ValueError(f"{model.__name__}.{name}: aliases are not mirrored")

@@ -52,3 +52,15 @@ def redis_hammer(host: str, port: int, key: str, limit: int, tries: int, start: 
     out.put("ready")
     start.wait()
     out.put(asyncio.run(run()))
+
+
+def hold_stripe_and_die(path: str, stripe: int, out: Any) -> None:
+    """Open the store, take ``stripe``'s lock and die holding it (no release, no cleanup)."""
+    import os
+
+    store = CounterStore(path)
+    store._acquire(stripe)
+    out.put("holding")
+    out.close()
+    out.join_thread()  # the message is out before the process vanishes
+    os._exit(0)

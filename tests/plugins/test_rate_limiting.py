@@ -357,7 +357,7 @@ def test_store_peek_and_paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setenv("MESHGATE_NODE_ID", "node/1")
     monkeypatch.setenv("MESHGATE_RUNTIME_DIR", str(tmp_path))
     path = default_path()
-    assert path == tmp_path / "rate-limiting-node_1.counters"
+    assert path == tmp_path / "rate-limiting-node_1.v2.counters"
     store = open_node_store()
     assert store.path == path
     group = group_hash("x")

@@ -12,13 +12,13 @@ from __future__ import annotations
 import functools
 import json
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, NoReturn
 from urllib.parse import parse_qs
 
 from meshgate.proxy.filters.api import Exit, Phase, PhaseError
-from meshgate.proxy.filters.headers import HeaderTable, check_header
+from meshgate.proxy.filters.headers import HeaderTable, Op, check_header
 
 if TYPE_CHECKING:
     from meshgate.proxy.filters.chain import Bound, Chain
@@ -49,6 +49,9 @@ class HttpContext:
     # Per-request state that most requests never touch lives in class-level defaults: a
     # context is built with a handful of assignments (this is on every plugin request).
     _headers: HeaderTable | None = None
+    # request header changes made before anything needed the whole table (``_table`` replays
+    # them; ``flow.request_head`` applies them to the head's lines without a table)
+    request_ops: list[Op] | None = None
     _query_view: dict[str, list[str]] | None = None
     _consumer: Consumer | None = None
     _credential: Mapping[str, Any] | None = None
@@ -105,11 +108,40 @@ class HttpContext:
         table = self._headers
         if table is None:
             table = self._headers = HeaderTable.from_pairs(self.req.headers)
+            ops = self.request_ops
+            if ops is not None:
+                self.request_ops = None
+                for op, _, name, value in ops:  # as if made on the table (``clear`` skips
+                    if op == "set":  # a name neither in the head nor changed)
+                        table.set(name, value)
+                    elif op == "add":
+                        table.add(name, value)
+                    else:
+                        table.clear(name)
         return table
+
+    def _request_op(self, op: str, name: str, value: str) -> None:
+        """Change a request header: in the table when there is one, else recorded."""
+        table = self._headers
+        if table is not None:
+            if op == "set":
+                table.set(name, value)
+            elif op == "add":
+                table.add(name, value)
+            else:
+                table.clear(name)
+            return
+        lname = check_header(name, value if op != "clear" else None)
+        ops = self.request_ops
+        if ops is None:
+            ops = self.request_ops = []
+        ops.append((op, lname, name, value))
 
     @property
     def header_changes(self) -> HeaderTable | None:
         """The request header table when a plugin changed it (the engine applies it)."""
+        if self.request_ops is not None:
+            self._table()
         table = self._headers
         return table if table is not None and table.changed else None
 
@@ -160,9 +192,8 @@ class HttpContext:
         return MappingProxyType(view)
 
     def header(self, name: str) -> str | None:
-        table = self._headers
-        if table is not None:
-            return table.first(name.lower())
+        if self._headers is not None or self.request_ops is not None:
+            return self._table().first(name.lower())
         wanted = name.lower().encode("latin-1", "replace")  # one look: no table to build
         for raw_name, raw_value in self.req.headers:
             if raw_name.lower() == wanted:
@@ -170,7 +201,7 @@ class HttpContext:
         return None
 
     def headers(self) -> Mapping[str, Sequence[str]]:
-        return MappingProxyType(self._table().values)
+        return RequestHeaders(self)
 
     @property
     def client_ip(self) -> str:
@@ -190,15 +221,15 @@ class HttpContext:
 
     def set_header(self, name: str, value: str) -> None:
         self._check(_REQUEST_WRITE, "set_header")
-        self._table().set(name, value)
+        self._request_op("set", name, value)
 
     def add_header(self, name: str, value: str) -> None:
         self._check(_REQUEST_WRITE, "add_header")
-        self._table().add(name, value)
+        self._request_op("add", name, value)
 
     def clear_header(self, name: str) -> None:
         self._check(_REQUEST_WRITE, "clear_header")
-        self._table().clear(name)
+        self._request_op("clear", name, "")
 
     def set_path(self, path: str) -> None:
         """The path sent upstream (replaces the one the route and service would give)."""
@@ -257,33 +288,37 @@ class HttpContext:
 
     def authenticate(self, consumer: Consumer | None, credential: Mapping[str, Any] | None) -> None:
         """Kong's ``kong.client.authenticate`` plus the upstream headers its auth plugins set."""
-        self._check(_REQUEST_WRITE, "authenticate")
+        phase = self.phase
+        if phase is not Phase.ACCESS and phase is not Phase.REWRITE:
+            self._check(_REQUEST_WRITE, "authenticate")
         self._consumer = consumer
         self._credential = credential
         self.req.consumer_id = consumer.id if consumer is not None else None
-        table = self._table()
-        if consumer is None:
-            for name in ("X-Consumer-ID", "X-Consumer-Custom-ID", "X-Consumer-Username"):
-                table.clear(name)
-        else:
-            table.set("X-Consumer-ID", consumer.id)
-            for name, value in (
-                ("X-Consumer-Custom-ID", consumer.custom_id),
-                ("X-Consumer-Username", consumer.username),
-            ):
+        cred_id = credential.get("id") if credential is not None else None
+        values = (
+            None if consumer is None else consumer.id,
+            None if consumer is None else consumer.custom_id,
+            None if consumer is None else consumer.username,
+            None if cred_id is None else str(cred_id),
+            "true" if credential is None and consumer is not None else None,
+        )
+        table = self._headers
+        if table is not None:
+            for (name, _), value in zip(_IDENTITY_HEADERS, values, strict=True):
                 if value is None:
                     table.clear(name)
                 else:
                     table.set(name, value)
-        cred_id = credential.get("id") if credential is not None else None
-        if cred_id is not None:
-            table.set("X-Credential-Identifier", str(cred_id))
-        else:
-            table.clear("X-Credential-Identifier")
-        if credential is None and consumer is not None:
-            table.set("X-Anonymous-Consumer", "true")
-        else:
-            table.clear("X-Anonymous-Consumer")
+            return
+        ops = self.request_ops
+        if ops is None:
+            ops = self.request_ops = []
+        for (name, lname), value in zip(_IDENTITY_HEADERS, values, strict=True):
+            if value is None:
+                ops.append(("clear", lname, name, ""))
+            else:
+                check_header(name, value)  # the value: names are fixed and valid
+                ops.append(("set", lname, name, value))
 
     # ------------------------------------------------------------------ ending early
 
@@ -406,6 +441,71 @@ class HttpContext:
 
             self.started_wall = time.time() - (monotonic() - self.req.started_at)
         return self.started_wall
+
+
+# the upstream headers ``authenticate`` sets or clears, in Kong's order: (name, lower-case)
+_IDENTITY_HEADERS = tuple(
+    (name, name.lower())
+    for name in (
+        "X-Consumer-ID",
+        "X-Consumer-Custom-ID",
+        "X-Consumer-Username",
+        "X-Credential-Identifier",
+        "X-Anonymous-Consumer",
+    )
+)
+
+
+class RequestHeaders(Mapping[str, Sequence[str]]):
+    """``ctx.headers()``: the request headers, lower-case name -> values, read-only and live
+    (later changes show).  A lookup before any change scans the parsed pairs for that one
+    name — the whole table is built only when iterated, or once a plugin changed a header."""
+
+    __slots__ = ("_ctx",)
+
+    def __init__(self, ctx: HttpContext) -> None:
+        self._ctx = ctx
+
+    def _raw(self, lname: str) -> list[str] | None:
+        """The values of ``lname`` straight from the parsed head; None: use the table."""
+        ctx = self._ctx
+        if ctx._headers is not None or ctx.request_ops is not None:
+            return None
+        try:
+            wanted = lname.encode("latin-1")
+        except UnicodeEncodeError:
+            return []
+        return [
+            raw_value.rstrip().decode("latin-1")
+            for raw_name, raw_value in ctx.req.headers
+            if raw_name.lower() == wanted
+        ]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        found = self._raw(key)
+        if found is None:
+            return self._ctx._table().values.get(key, default)
+        return found or default
+
+    def __getitem__(self, key: str) -> Sequence[str]:
+        found = self._raw(key)
+        if found is None:
+            return self._ctx._table().values[key]
+        if not found:
+            raise KeyError(key)
+        return found
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and self.get(key) is not None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._ctx._table().values)
+
+    def __len__(self) -> int:
+        return len(self._ctx._table().values)
+
+    def __repr__(self) -> str:
+        return f"RequestHeaders({self._ctx._table().values!r})"
 
 
 _METHOD_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz-_")

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from meshgate import tasks
 from meshgate.proxy.filters.api import Exit, Phase
 from meshgate.proxy.filters.context import HttpContext
-from meshgate.proxy.filters.headers import HeaderTable
+from meshgate.proxy.filters.headers import FORWARDED_NAMES, Op, apply_ops
 from meshgate.proxy.filters.runner import (
     Later,
     Pending,
@@ -162,10 +162,30 @@ class ProxyContext(HttpContext):
         self.exchange = exchange
         if self.later_phases()[2]:
             self.client.engine.loop.call_soon(_log_phase, self)
+        else:
+            self.release()
+
+    def release(self) -> None:
+        """The request is over: drop the request's link back to this context, so that the
+        two are freed by reference counting, not left to the cyclic GC (which, at thousands
+        of requests a second, is a real cost).  Kept while anything may still call the
+        context through the request: a plugin waiting or streaming, a body still arriving."""
+        req = self.req
+        if (
+            req.ctx is self
+            and req.message_complete
+            and self.waiting is None
+            and self.answer is None
+            and not self.body_collecting
+        ):
+            req.ctx = None
 
 
 def _log_phase(ctx: ProxyContext) -> None:
-    run_log(ctx, ctx.later_phases()[2])
+    try:
+        run_log(ctx, ctx.later_phases()[2])
+    finally:
+        ctx.release()
 
 
 # --------------------------------------------------------------------------- rewrite + access
@@ -281,9 +301,16 @@ def _resume(ctx: ProxyContext) -> None:
         ctx.client.pause_for_plugin(False)
 
 
-def _forward(ctx: ProxyContext) -> None:
-    from meshgate.proxy.http.dispatch import forward
+_dispatch_forward: Any = None  # ``dispatch.forward``, imported on first use (dispatch imports us)
 
+
+def _forward(ctx: ProxyContext) -> None:
+    global _dispatch_forward
+    forward = _dispatch_forward
+    if forward is None:
+        from meshgate.proxy.http.dispatch import forward
+
+        _dispatch_forward = forward
     ctx.phase = Phase.RESPONSE  # nothing may change the request any more
     forward(ctx.client, ctx.req, ctx.croute, ctx.match, ctx)
 
@@ -304,7 +331,13 @@ def request_head(
             target += b"?" + ctx.upstream_query.encode("latin-1", "replace")
     ctx.upstream_target = target
     kept = req.kept
-    table = ctx.header_changes
+    ops = ctx.request_ops
+    if ops is not None and ctx._headers is None and _plain_ops(ops):
+        # = the table's apply below, without building the table
+        kept = apply_ops(kept, _as_table_would(ops, req.headers))
+        table = None
+    else:
+        table = ctx.header_changes
     if table is not None:
         kept = table.apply(kept, skip=frozenset({"host"}))
         forwarded = table.remove_from(forwarded)
@@ -325,6 +358,34 @@ def request_head(
     return build_request_head(
         method, target, host, kept, forwarded, chunked=chunked, upgrade=req.upgrade
     )
+
+
+_HEAD_OWNED = frozenset({"host", *FORWARDED_NAMES})
+
+
+def _plain_ops(ops: list[Op]) -> bool:
+    """Request header changes ``apply_ops`` can put on the kept lines alone: sets and clears
+    of names that are neither Host nor a forwarding header (those live outside the lines)."""
+    return all(op != "add" and lname not in _HEAD_OWNED for op, lname, _, _ in ops)
+
+
+def _as_table_would(ops: list[Op], headers: list[tuple[bytes, bytes]]) -> list[Op]:
+    """``ops`` without the clears ``HeaderTable.clear`` ignores (of a name neither in the head
+    nor changed before): those would otherwise fix where a name set later goes in the head.
+    Only clears of names that are set afterwards matter, so the head is rarely looked at."""
+    set_names = {lname for op, lname, _, _ in ops if op == "set"}
+    if not any(op == "clear" and lname in set_names for op, lname, _, _ in ops):
+        return ops
+    present = {name.lower() for name, _ in headers}
+    touched: set[str] = set()
+    kept: list[Op] = []
+    for change in ops:
+        op, lname = change[0], change[1]
+        if op == "clear" and lname not in touched and lname.encode("latin-1") not in present:
+            continue
+        touched.add(lname)
+        kept.append(change)
+    return kept
 
 
 # --------------------------------------------------------------------------- answers
@@ -357,7 +418,7 @@ def answer_exit(ctx: ProxyContext, exit_: Exit, *, phases: bool = True) -> None:
         ops = ctx.response_ops
         if ops:
             ctx.response_ops = None
-            lines = HeaderTable.for_ops(lines, ops).apply(lines)
+            lines = apply_ops(lines, ops)
     elif phases:
         ctx.start_response(exit_.status, lines)
         try:
@@ -393,7 +454,7 @@ def upstream_head(exchange: Exchange, ctx: ProxyContext, status: int, facts: Res
         ops = ctx.response_ops
         if ops:
             ctx.response_ops = None
-            facts.kept = HeaderTable.for_ops(facts.kept, ops).apply(facts.kept)
+            facts.kept = apply_ops(facts.kept, ops)
         ctx.response_lines = facts.kept
         return True
     ctx.start_response(status, facts.kept)

@@ -9,7 +9,11 @@ headers belong to the engine and cannot be set by plugins.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+
+# A recorded header change: (op, lower-case name, name as given, value); op is "set", "add"
+# or "clear" (value "").  Name and value were checked when it was recorded.
+Op = tuple[str, str, str, str]
 
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
 ENGINE_OWNED = frozenset(
@@ -50,7 +54,49 @@ def check_header(name: str, value: str | None, *, any_name: bool = False) -> str
     return lname
 
 
-_FORWARDED = frozenset(
+# name as given -> (b"Name: ", lower-case name as bytes): the pieces ``apply_ops`` needs
+_ENCODED_NAMES: dict[str, tuple[bytes, bytes]] = {}
+
+
+def _encoded_name(name: str) -> tuple[bytes, bytes]:
+    encoded = _ENCODED_NAMES.get(name)
+    if encoded is None:
+        if len(_ENCODED_NAMES) >= _CHECKED_NAMES_MAX:
+            _ENCODED_NAMES.clear()
+        raw = name.encode("latin-1")
+        encoded = _ENCODED_NAMES[name] = (raw + b": ", raw.lower())
+    return encoded
+
+
+def apply_ops(lines: list[bytes], ops: Sequence[Op]) -> list[bytes]:
+    """``lines`` (``b"Name: value\\r\\n"``) with the recorded ``ops`` applied: exactly
+    ``HeaderTable.for_ops(lines, ops).apply(lines)`` (lines of every name an op touched are
+    taken out, then each touched name that still has values is appended, in the order names
+    were first touched, spelled as the last op spelled it), without building a table when
+    the ops only ``set`` and ``clear`` (what plugins nearly always do)."""
+    final: dict[str, tuple[str, str] | None] = {}
+    for op, lname, name, value in ops:
+        if op == "set":
+            final[lname] = (name, value)
+        elif op == "clear":
+            final[lname] = None
+        else:
+            return HeaderTable.for_ops(lines, ops).apply(lines)
+    drop = set()
+    added = []
+    for lname, pair in final.items():
+        if pair is None:
+            drop.add(lname.encode("latin-1"))
+        else:
+            prefix, lower = _encoded_name(pair[0])
+            drop.add(lower)
+            added.append(prefix + pair[1].encode("latin-1", "replace") + b"\r\n")
+    out = [ln for ln in lines if ln[: ln.find(b":")].lower() not in drop]
+    out += added
+    return out
+
+
+FORWARDED_NAMES = _FORWARDED = frozenset(
     {
         "x-forwarded-for",
         "x-forwarded-proto",
@@ -116,7 +162,7 @@ class HeaderTable:
         self._touch(lname, name)
         self.values[lname] = [value]
 
-    def replay(self, ops: list[tuple[str, str, str, str]]) -> None:
+    def replay(self, ops: Sequence[Op]) -> None:
         """Apply ``(op, lname, name, value)`` records whose name and value were checked when
         they were recorded (``set``/``add``/``clear``)."""
         values = self.values
@@ -170,7 +216,7 @@ class HeaderTable:
         return out
 
     @classmethod
-    def for_ops(cls, lines: list[bytes], ops: list[tuple[str, str, str, str]]) -> HeaderTable:
+    def for_ops(cls, lines: list[bytes], ops: Sequence[Op]) -> HeaderTable:
         """A table holding only the names ``ops`` touch (their values in ``lines`` first),
         with ``ops`` replayed: ``apply(lines)`` gives the head without a full table."""
         touched = {lname for _, lname, _, _ in ops}
