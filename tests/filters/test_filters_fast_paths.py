@@ -152,3 +152,34 @@ def test_a_finished_request_frees_its_context_without_the_cyclic_gc() -> None:
         finally:
             gc.enable()
     assert len(_Remember.seen) == 3
+
+
+class _RememberAndDeny(_Remember):
+    """Ends every request in access with a 403 (an ``Exit`` raised through the runtime)."""
+
+    name = "test-remember-deny"
+
+    def access(self, ctx: RequestContext) -> None:
+        super().access(ctx)
+        ctx.exit(403, {"message": "no"})
+
+
+def test_a_request_answered_by_an_exit_frees_its_context_without_the_cyclic_gc() -> None:
+    """The ``Exit`` kept on the context must not keep the frames (holding the context) it
+    was raised through."""
+    _Remember.seen.clear()
+    with live_gateway(
+        plugins=[plugin("test-remember-deny", {}, route="r1")], handlers=[_RememberAndDeny]
+    ) as gw:
+        gc.collect()
+        gc.disable()
+        try:
+            for _ in range(3):
+                assert gw.request("GET", "/r1/x").status == 403
+            deadline = time.monotonic() + 5
+            while any(ref() is not None for ref in _Remember.seen):
+                assert time.monotonic() < deadline, "contexts still alive without a gc pass"
+                time.sleep(0.01)
+        finally:
+            gc.enable()
+    assert len(_Remember.seen) == 3

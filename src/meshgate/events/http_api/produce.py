@@ -7,14 +7,17 @@ cancelled (a durable write in progress finishes), the client just gets 503.
 
 ``ProduceWaits.start`` is the per-request fast path for the same thing: the log's
 ``produce_into`` (no coroutine, task or timer per request) and one timer for all of a handler's
-waits, which fails a future still pending at its deadline with ``BrokerUnavailable``.
+waits, which fails a future still pending at its deadline with ``BrokerUnavailable``. With
+``exit_for`` the future is an ``ExitFuture``: a handler's ``access`` returns it and the plugin
+runtime awaits it directly, no coroutine of the handler's own per request.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from meshgate.events.api import (
     Acks,
@@ -33,6 +36,7 @@ from meshgate.events.errors import (
 )
 from meshgate.events.http_api.problems import HttpProblem, problem_for
 from meshgate.events.http_api.settings import BackendFields
+from meshgate.proxy.filters.api import Exit
 
 KONG_ACKS: dict[int, Acks] = {-1: "all", 1: "leader", 0: "none"}
 
@@ -101,6 +105,47 @@ async def produce_checked(
 
 
 Stored = asyncio.Future[list[RecordMetadata]]
+# (request context, per-request state, metadata or the log's error) -> the answer
+ExitFor = Callable[[Any, Any, "list[RecordMetadata] | BaseException"], BaseException]
+
+
+class ExitFuture(asyncio.Future[list[RecordMetadata]]):
+    """A fast-path produce's future that settles with the request's answer instead of the
+    metadata: whatever the log (or the deadline) settles it with goes through
+    ``exit_for(ctx, state, outcome)``, and the ``Exit`` that returns (or that ``ctx.exit``
+    raises in it) becomes the future's exception, so awaiting it answers the request like a
+    coroutine calling ``ctx.exit`` would. ``state`` is what the answer needs of the request
+    (dropped, with ``ctx``, once settled). Anything else ``exit_for`` raises is the
+    exception instead (the runtime answers 500 as for any plugin failure)."""
+
+    __slots__ = ("_answer_ctx", "_answer_state", "_exit_for")
+
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, exit_for: ExitFor, ctx: Any, state: Any
+    ) -> None:
+        super().__init__(loop=loop)
+        self._exit_for: ExitFor | None = exit_for
+        self._answer_ctx = ctx
+        self._answer_state = state
+
+    def set_result(self, result: list[RecordMetadata]) -> None:
+        super().set_exception(self._answer(result))
+
+    def set_exception(self, exception: type | BaseException) -> None:
+        super().set_exception(self._answer(
+            exception if isinstance(exception, BaseException) else exception()))  # fmt: skip
+
+    def _answer(self, outcome: list[RecordMetadata] | BaseException) -> BaseException:
+        exit_for, ctx, state = self._exit_for, self._answer_ctx, self._answer_state
+        self._exit_for = self._answer_ctx = self._answer_state = None
+        if exit_for is None:  # cannot happen: a future settles once
+            return RuntimeError("ExitFuture settled twice")
+        try:
+            return exit_for(ctx, state, outcome)
+        except Exit as exit_:
+            return exit_
+        except Exception as exc:
+            return exc
 
 
 class ProduceWaits:
@@ -130,16 +175,21 @@ class ProduceWaits:
         acks: Acks,
         *,
         sizes_checked: bool = False,
+        exit_for: ExitFor | None = None,
+        ctx: Any = None,
+        state: Any = None,
     ) -> Stored | None:
         """A future of the records' metadata, or None when the log has no fast path for this
         call (then use ``produce_checked``). Raises ``HttpProblem`` for what is refused at once
-        (``sizes_checked``: the caller already ran ``check_sizes``)."""
+        (``sizes_checked``: the caller already ran ``check_sizes``). With ``exit_for``: an
+        ``ExitFuture`` of ``exit_for``, ``ctx`` and ``state``."""
         if not sizes_checked:
             check_sizes(records, settings.max_record_bytes)
         loop = self._loop
         if loop is None:
             loop = self._loop = asyncio.get_running_loop()
-        future: Stored = loop.create_future()
+        future: Stored = (loop.create_future() if exit_for is None
+                          else ExitFuture(loop, exit_for, ctx, state))  # fmt: skip
         try:
             if not log.produce_into(future, topic, records, partition=partition, acks=acks):
                 return None

@@ -73,6 +73,10 @@ class V3Reports:
         if not metas:
             return b""
         template = self._json_value_format(metas[0].topic)
+        if len(metas) == 1:
+            _, partition, offset, stamp = metas[0]
+            return template % (partition, offset, b'"%b"' % iso_time(stamp).encode(),
+                               len(records[0][1] or b""))  # fmt: skip
         stamp_of = {stamp: b'"%b"' % iso_time(stamp).encode()
                     for stamp in set(map(_TIMESTAMP_OF, metas))}  # fmt: skip
         sizes = map(len, map(_VALUE_OF, records))

@@ -44,7 +44,7 @@ from meshgate.events.kafka.errors import map_error
 from meshgate.events.kafka.fetcher import FetchSessions
 from meshgate.events.kafka.groups import GroupOffsets, KafkaGroupMember, member_config
 from meshgate.events.kafka.producer import AsyncProducer, Delivery
-from meshgate.events.partitioner import StickyPartitioner, choose_partitions
+from meshgate.events.partitioner import StickyPartitioner, choose_partitions, partition_for_key
 
 _ACKS = {"all": "all", "leader": "1", "none": "0"}
 
@@ -209,6 +209,19 @@ class KafkaEventLog:
             return False
         if partition is not None and not 0 <= partition < partitions:
             raise UnknownPartition(topic, partition)
+        if len(records) == 1:  # the usual HTTP produce: no per-batch lists
+            record = records[0]
+            key, value, headers = record[0], record[1], record[2]
+            size = (record_size(key, value, headers) if headers
+                    else (len(key) if key else 0) + (len(value) if value else 0))  # fmt: skip
+            if size > self.max_record_bytes:
+                raise RecordTooLarge(size, self.max_record_bytes)
+            if partition is None:
+                partition = (partition_for_key(key, partitions) if key is not None
+                             else self._sticky.next_partition(partitions))  # fmt: skip
+            self._producer(acks).send_one(future, topic, partition, record,
+                                          self.max_record_bytes)  # fmt: skip
+            return True
         if len(records) <= 8 or not records_fit(records, self.max_record_bytes):
             for r in records:
                 size = record_size(r.key, r.value, r.headers)

@@ -9,7 +9,9 @@ hand-off, not Kafka, set the pace.  ``close`` flushes on whatever thread calls i
 reports that arrive there reach the loop thread-safely.
 
 ``send_batch`` is the lighter form for records bound for one partition: one callable and one
-future for the whole batch (librdkafka reports a partition's records in produce order).
+future for the whole batch (librdkafka reports a partition's records in produce order);
+``send_one`` is the same for one record with a report object of four slots (the HTTP
+single-record produce: no lists, no sort, no closure per record).
 """
 
 from __future__ import annotations
@@ -55,9 +57,11 @@ class AsyncProducer:
         self._closed = False
         self._timer: asyncio.TimerHandle | None = None
         self._due = 0.0  # loop time of the next poll
+        self._idle = True  # the next poll is _IDLE_POLL away: an enqueue brings it closer
         self._schedule(0.0)
 
     def _schedule(self, delay: float) -> None:
+        self._idle = delay > _BUSY_POLL
         self._due = self._loop.time() + delay
         self._timer = self._loop.call_at(self._due, self._poll)
 
@@ -154,6 +158,34 @@ class AsyncProducer:
             raise map_error(exc, topic=topic, partition=partition) from None
         finally:
             self._in_flight += sent
+            self._poll_soon()
+
+    def send_one(
+        self,
+        future: asyncio.Future[list[RecordMetadata]],
+        topic: str,
+        partition: int,
+        record: ProduceRecord,
+        max_record_bytes: int,
+    ) -> None:
+        """``send_batch`` of one record, with a lighter report (no lists, no sort)."""
+        key, value, headers, timestamp_ms = record
+        on_delivery = _OneReport(self, future, topic, max_record_bytes).on_delivery
+        try:
+            if timestamp_ms is not None:
+                self._producer.produce(topic, value, key, partition, on_delivery, None,
+                                       timestamp_ms, list(headers) if headers else None)  # fmt: skip
+            elif headers:
+                self._producer.produce(topic, value, key, partition, on_delivery, None, 0,
+                                       list(headers))  # fmt: skip
+            else:
+                self._producer.produce(topic, value, key, partition, on_delivery)
+        except BufferError:
+            raise BrokerUnavailable("kafka producer queue is full", retry_after=1.0) from None
+        except KafkaException as exc:
+            raise map_error(exc, topic=topic, partition=partition) from None
+        self._in_flight += 1
+        if self._idle:
             self._poll_soon()
 
     def list_topics(self, topic: str | None, timeout: float) -> Any:
@@ -273,3 +305,48 @@ class _BatchReport:
 
 _OFFSET_OF = itemgetter(2)  # RecordMetadata.offset, read in C
 _new_tuple = tuple.__new__  # a NamedTuple built with no Python __new__ frame (one per record)
+
+
+class _OneReport:
+    """The delivery report of a one-record ``send_one``: settles its future with
+    ``[RecordMetadata]`` or the mapped error (on the loop thread, or thread-safely)."""
+
+    __slots__ = ("future", "limit", "producer", "topic")
+
+    def __init__(
+        self,
+        producer: AsyncProducer,
+        future: asyncio.Future[list[RecordMetadata]],
+        topic: str,
+        limit: int,
+    ) -> None:
+        self.producer = producer
+        self.future = future
+        self.topic = topic
+        self.limit = limit
+
+    def on_delivery(self, error: Any, message: Any) -> None:
+        producer = self.producer
+        producer._in_flight -= 1
+        if threading.get_ident() != producer._loop_thread:
+            try:
+                producer._loop.call_soon_threadsafe(self.on_delivery_here, error, message)
+            except RuntimeError:
+                pass  # the loop is gone; nobody is waiting any more
+            return
+        self.on_delivery_here(error, message)
+
+    def on_delivery_here(self, error: Any, message: Any) -> None:
+        future = self.future
+        if future.done():
+            return
+        if error is not None:
+            size = len(message.value() or b"") + len(message.key() or b"")
+            future.set_exception(map_error(error, topic=self.topic, partition=message.partition(),
+                                           size=size, limit=self.limit))  # fmt: skip
+            return
+        offset = message.offset()  # None or negative with acks=0: not known
+        if offset is None or offset < 0:
+            offset = -1
+        future.set_result([_new_tuple(RecordMetadata, (self.topic, message.partition(), offset,
+                                                       message.timestamp()[1]))])  # fmt: skip

@@ -45,7 +45,7 @@ from meshgate.events.http_api.produce import (
 )
 from meshgate.events.http_api.replies import ReplyRouter, header_value
 from meshgate.events.http_api.support import answer, cursor_codec, record_headers, shared_groups
-from meshgate.proxy.filters.api import CompileEnv, PluginHandler, RequestContext
+from meshgate.proxy.filters.api import CompileEnv, Exit, PluginHandler, RequestContext
 from meshgate.snapshot import PluginInstance
 
 from .schema import Config
@@ -54,7 +54,7 @@ _log = logging.getLogger("meshgate.plugins.kafka-upstream")
 _REPLY_PATH = re.compile(r"/replies/([0-9a-f]{32}\.[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+)$")
 _PREFER_WAIT = re.compile(r"(?:^|[,;\s])wait=(\d+)")
 JSON = "application/json; charset=utf-8"
-_JSON_HEADERS = {"Content-Type": JSON}
+_JSON_PAIRS = (("Content-Type", JSON),)
 _NO_HEADERS: Mapping[str, Sequence[str]] = MappingProxyType({})
 _SENT = b'{"message":"message sent","topic":%b,"partition":%d,"offset":%d,"timestamp":%d}'
 
@@ -112,8 +112,17 @@ class Handler(PluginHandler):
         self.fast_log = ProduceWaits.fast_log(self.event_log) if sync else None
         self.waits = ProduceWaits(self.timeout)
         self._topic_json: dict[str, bytes] = {}
+        self._exit_for = self._sent  # bound once, not per request
+        self._plain = (self.fast_log is not None and not config.topics_query_arg
+                       and not self.acl.guards("produce") and config.message_format == "raw"
+                       and not config.record_headers and not config.key_query_arg
+                       and not config.key_header)  # fmt: skip
 
     def access(self, ctx: RequestContext) -> Any:
+        if self._plain:
+            stored = self._plain_access(ctx)
+            if stored is not None:
+                return stored
         if self.replies is not None and ctx.method == "GET":
             match = _REPLY_PATH.search(ctx.path)
             if match:
@@ -128,23 +137,48 @@ class Handler(PluginHandler):
             key = ctx.header(self.conf.idempotency_header) if self.idempotency else None
             if key is None and self.fast_log is not None and len(topics) == 1:
                 stored = self.waits.start(self.fast_log, self.conf, topics[0], [record],
-                                          self.conf.partition, self.acks)  # fmt: skip
+                                          self.conf.partition, self.acks,
+                                          exit_for=self._exit_for, ctx=ctx)  # fmt: skip
                 if stored is not None:
-                    return self._sent(ctx, stored)
+                    return stored
         except HttpProblem as problem:
             answer(ctx, self._shaped(problem))
         return self._answer(ctx, self._serve(ctx, topics, body, record, key))
 
-    async def _sent(self, ctx: RequestContext, stored: Stored) -> None:
-        """The fast path's answer: 200 once the log stored the record."""
+    def _plain_access(self, ctx: RequestContext) -> Stored | None:
+        """``access`` for a plain request on a plain config (``_plain``): the raw body to
+        ``topic``, no CloudEvent, no idempotency key; None: not one, take the general path."""
+        content_type = ctx.header("content-type")
+        if self.conf.cloudevents and (
+            (content_type and content_type[:23].lower() == "application/cloudevents")
+            or ctx.header("ce-specversion") is not None
+        ):
+            return None
+        if self.idempotency is not None and ctx.header(self.conf.idempotency_header) is not None:
+            return None
+        body = ctx.raw_body(self.body_limit)
+        headers = (("content-type", content_type.encode("latin-1")),) if content_type else ()
+        assert self.fast_log is not None
         try:
-            meta = (await stored)[0]
-        except EventLogError as exc:
-            answer(ctx, self._shaped(problem_for(exc)))
+            return self.waits.start(self.fast_log, self.conf, self.conf.topic,
+                                    [_new_tuple(ProduceRecord, (None, body, headers, None))],
+                                    self.conf.partition, self.acks,
+                                    exit_for=self._exit_for, ctx=ctx)  # fmt: skip
+        except HttpProblem as problem:
+            answer(ctx, self._shaped(problem))
+
+    def _sent(self, ctx: RequestContext, _state: None, outcome: Any) -> BaseException:
+        """The fast path's answer (``ExitFuture``): 200 once the log stored the record."""
+        if isinstance(outcome, BaseException):
+            if isinstance(outcome, EventLogError):
+                answer(ctx, self._shaped(problem_for(outcome)))
+            return outcome
+        meta = outcome[0]
         topic = self._topic_json.get(meta.topic)
         if topic is None:
             topic = self._topic_json[meta.topic] = json.dumps(meta.topic).encode()
-        ctx.exit(200, _SENT % (topic, meta.partition, meta.offset, meta.timestamp), _JSON_HEADERS)
+        return Exit(200, _SENT % (topic, meta.partition, meta.offset, meta.timestamp),
+                    _JSON_PAIRS)  # fmt: skip
 
     async def _answer(self, ctx: RequestContext, serving: Awaitable[StoredAnswer]) -> None:
         try:
@@ -338,3 +372,6 @@ def _reply_answer(reply: ConsumedRecord, cid: str) -> StoredAnswer:
     if content_type:
         headers.append(("Content-Type", content_type.decode("latin-1")))
     return StoredAnswer(status, tuple(headers), reply.value or b"")
+
+
+_new_tuple = tuple.__new__  # a NamedTuple built with no Python __new__ frame

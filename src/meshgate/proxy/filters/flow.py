@@ -406,6 +406,7 @@ def plugin_failed(ctx: ProxyContext) -> None:
 
 def answer_exit(ctx: ProxyContext, exit_: Exit, *, phases: bool = True) -> None:
     """Answer with a plugin's ``Exit``; the response and body phases run on it first."""
+    exit_.__traceback__ = None  # its frames hold ``ctx``: a cycle left to the cyclic GC
     ctx.exited = exit_
     assert ctx.chain is not None
     collect_rest(ctx, ctx.chain)
