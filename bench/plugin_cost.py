@@ -2,12 +2,17 @@
 
 The plugins case's own Kong declarative config (``harness_configs.kong_plugins_route``) is
 loaded and compiled as ``meshgate run`` does (declarative load → snapshot → the real
-``compile_plugins`` with the bundled registry); then, per request, what the engine runs on a
-route with plugins: a parsed request head (``scan_request_headers``), the engine's context,
-rewrite+access (``runner.advance``), the upstream head with the plugins' changes
-(``flow.request_head``), the response phase on a 200 and the log phase — N times in one
-thread.  Not included: sockets, parsing and the event loop (those are in the end-to-end
-figure the bench prints next to this table).
+``compile_plugins`` with the bundled registry); then, per request, what the engine's
+``flow`` runs on a route with plugins, with the engine's own functions: a parsed request
+head (``scan_request_headers``), the engine's context (``ProxyContext``), rewrite+access
+(``runner.advance``), the upstream head with the plugins' changes (``flow.request_head``),
+the response phase on a 200 as the engine runs it (``flow.upstream_head``: no response
+table unless a plugin of the chain has a response or body phase) and the end of the request
+(``ProxyContext.finished``: the log phase queued on the event loop, run from there) — N
+times in one thread, inside a running uvloop loop that gets a turn every
+``_REQUESTS_PER_TURN`` requests (so log phases and prometheus's flushes run as they do in
+a worker).  Not included: sockets, parsing and the rest of the engine (those are in the
+end-to-end figure the bench prints next to this table).
 
 Rows (each the median over interleaved repeats):
   runtime       a chain of one plugin that does nothing, minus the no-plugin path (no
@@ -24,6 +29,8 @@ rate-limiting counts in the node's shared counter file with its per-stripe lock,
 from __future__ import annotations
 
 import argparse
+import asyncio
+import functools
 import json
 import os
 import statistics
@@ -33,6 +40,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -42,6 +50,7 @@ import harness_configs as configs
 _UPSTREAM_PORT = 9  # never connected to: the config needs a service URL
 _RESPONSE_LINES = [b"Content-Type: text/plain\r\n", b"Content-Length: 5\r\n"]
 _FORWARDED = b"X-Forwarded-For: 127.0.0.1\r\nX-Forwarded-Proto: http\r\n"
+_REQUESTS_PER_TURN = 32  # requests between two turns of the loop (a busy worker: many)
 
 
 @dataclass(frozen=True)
@@ -88,6 +97,7 @@ class _Runner:
         self.every = tuple(self.snapshot.plugins)
         self.noop = PluginInstance(id="bench-noop", name="bench-noop", route=self.route.id)
         self.headers = _request_headers()
+        self.bind(None)  # ``bind`` the running loop before timing
 
     def chain(self, plugins: tuple[Any, ...]) -> Any:
         from meshgate.proxy.filters.chain import compile_plugins
@@ -99,60 +109,74 @@ class _Runner:
         return http_chain
 
     def request(self) -> Any:
-        from meshgate.proxy.http.clock import monotonic
-        from meshgate.proxy.http.heads import scan_request_headers
-        from meshgate.proxy.http.request import ProxyRequest
-
-        req = ProxyRequest("127.0.0.1", monotonic())
+        req = self.ProxyRequest("127.0.0.1", self.monotonic())
         req.method, req.raw_path, req.url = b"GET", b"/", b"/"
         req.headers = list(self.headers)
-        scan_request_headers(req.headers, req)
+        self.scan_request_headers(req.headers, req)
         req.headers_done = req.message_complete = True
         req.head_size = 64
         return req
 
     def plain_once(self) -> None:
         """The engine's path on a route without plugins: the head, no context."""
-        from meshgate.proxy.http.heads import build_request_head
-
         req = self.request()
-        build_request_head(
+        self.build_request_head(
             req.method, b"/", b"127.0.0.1:8000", req.kept, _FORWARDED, chunked=False, upgrade=None
         )
 
     def once(self, chain: Any) -> None:
-        from meshgate.proxy.filters.api import Exit, Phase
-        from meshgate.proxy.filters.context import HttpContext
-        from meshgate.proxy.filters.flow import request_head
-        from meshgate.proxy.filters.runner import advance, later_phases, run_log, run_response
-        from meshgate.proxy.http.clock import monotonic
-
+        """One request through ``chain`` as ``flow`` carries it (its log phase is queued on
+        the running loop by ``finished``, as in a worker)."""
         req = self.request()
-        ctx = HttpContext(
-            req, scheme="http", port=8000, route=self.route, service=None, chain=chain
-        )
+        ctx = self.ProxyContext(self.client, req, self.croute, self.no_match, chain)
+        req.ctx = ctx
         try:
-            if advance(ctx, chain, 0) is not None:
+            if self.advance(ctx, chain, 0) is not None:
                 raise RuntimeError("a plugin of the bench chain awaited: cannot time it inline")
-        except Exit as refused:
+        except self.Exit as refused:
             raise RuntimeError(f"the bench chain refused the request: {refused}") from None
-        ctx.phase = Phase.RESPONSE
-        request_head(ctx, req, b"/", b"127.0.0.1:8000", _FORWARDED)
-        responders, _, loggers = later_phases(ctx, chain)
-        ctx.start_response(200, list(_RESPONSE_LINES))
-        run_response(ctx, responders)
-        table = ctx.response_table
-        if table is not None and table.changed:
-            table.apply(list(_RESPONSE_LINES))
-        ctx.t_end = monotonic()
-        ctx.bytes_sent = 120
-        run_log(ctx, loggers)
+        ctx.phase = self.Phase.RESPONSE  # as flow._forward
+        self.request_head(ctx, req, b"/", b"127.0.0.1:8000", _FORWARDED)
+        exchange: Any = SimpleNamespace(status=200, t_sent=req.started_at, t_head=self.monotonic())
+        facts: Any = SimpleNamespace(kept=list(_RESPONSE_LINES))
+        if not self.upstream_head(exchange, ctx, 200, facts):
+            raise RuntimeError("a plugin of the bench chain took over the response")
+        ctx.finished(200, 120, exchange)
+
+    def bind(self, loop: asyncio.AbstractEventLoop | None) -> None:
+        """Import the engine's pieces once (not per request) and make the stand-ins for the
+        server connection (on ``loop``: the one the log phases are queued on) and the
+        compiled route that ``ProxyContext`` reads."""
+        from meshgate.proxy.filters.api import Exit, Phase
+        from meshgate.proxy.filters.flow import ProxyContext, request_head, upstream_head
+        from meshgate.proxy.filters.runner import advance
+        from meshgate.proxy.http.clock import monotonic
+        from meshgate.proxy.http.heads import build_request_head, scan_request_headers
+        from meshgate.proxy.http.request import ProxyRequest
+
+        self.Exit, self.Phase, self.ProxyContext = Exit, Phase, ProxyContext
+        self.no_match: Any = None  # ProxyContext keeps the match for the engine's forward
+        self.request_head, self.upstream_head, self.advance = request_head, upstream_head, advance
+        self.monotonic, self.ProxyRequest = monotonic, ProxyRequest
+        self.build_request_head, self.scan_request_headers = (
+            build_request_head,
+            scan_request_headers,
+        )
+        self.client: Any = SimpleNamespace(
+            tls=None, port_bytes=b"8000", closed=False, engine=SimpleNamespace(loop=loop)
+        )
+        self.croute: Any = SimpleNamespace(
+            route=self.route, service=SimpleNamespace(service=self.service)
+        )
 
 
-def _time_us(step: Callable[[], None], iterations: int) -> float:
+async def _time_us_async(step: Callable[[], None], iterations: int) -> float:
     started = time.thread_time()  # CPU time of this thread: other work on the machine is out
-    for _ in range(iterations):
+    for i in range(iterations):
         step()
+        if i % _REQUESTS_PER_TURN == _REQUESTS_PER_TURN - 1:
+            await asyncio.sleep(0)  # the loop runs what the requests queued (log phases)
+    await asyncio.sleep(0)
     return (time.thread_time() - started) * 1e6 / iterations
 
 
@@ -163,7 +187,9 @@ def measure(iterations: int = 20_000, repeats: int = 5) -> list[CostRow]:
     os.environ["MESHGATE_NODE_ID"] = f"plugin-cost-{os.getpid()}"
     os.environ["MESHGATE_RUNTIME_DIR"] = runtime_dir
     try:
-        return _measure(iterations, repeats)
+        import uvloop
+
+        return uvloop.run(_measure(iterations, repeats))
     finally:
         for key, value in saved.items():
             if value is None:
@@ -175,22 +201,21 @@ def measure(iterations: int = 20_000, repeats: int = 5) -> list[CostRow]:
         os.rmdir(runtime_dir)
 
 
-def _measure(iterations: int, repeats: int) -> list[CostRow]:
+async def _measure(iterations: int, repeats: int) -> list[CostRow]:
     runner = _Runner()
+    runner.bind(asyncio.get_running_loop())
     steps: dict[str, Callable[[], None]] = {"plain": runner.plain_once}
     noop_chain = runner.chain((runner.noop,))
-    steps["noop"] = lambda: runner.once(noop_chain)
+    steps["noop"] = functools.partial(runner.once, noop_chain)
     for instance in runner.every:
-        alone = runner.chain((instance,))
-        steps[instance.name] = lambda chain=alone: runner.once(chain)
-    every_chain = runner.chain(runner.every)
-    steps["all"] = lambda: runner.once(every_chain)
+        steps[instance.name] = functools.partial(runner.once, runner.chain((instance,)))
+    steps["all"] = functools.partial(runner.once, runner.chain(runner.every))
     for step in steps.values():  # warm caches (key index, counters, metric children)
-        _time_us(step, max(1, iterations // 10))
+        await _time_us_async(step, max(1, iterations // 10))
     samples: dict[str, list[float]] = {name: [] for name in steps}
     for _ in range(repeats):
         for name, step in steps.items():
-            samples[name].append(_time_us(step, iterations))
+            samples[name].append(await _time_us_async(step, iterations))
     median = {name: statistics.median(values) for name, values in samples.items()}
     rows = [
         CostRow("runtime", median["noop"] - median["plain"],

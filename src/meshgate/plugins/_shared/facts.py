@@ -3,7 +3,8 @@
 ``ctx.serialize()`` builds Kong's whole log record (route and service dumped as dicts); a
 metrics plugin only needs a few numbers, so ``log_facts`` reads them straight from the
 engine's context when it is one, and falls back to ``serialize()`` for any other
-``RequestContext`` implementation.  Numbers match the serializer's: latencies in ms
+``RequestContext`` implementation (``log_figures``: the same as a plain tuple, for a plugin
+that runs on every request and wants no object built).  Numbers match the serializer's: latencies in ms
 (request = total, kong = until the request was sent upstream, proxy = upstream time to the
 response head), sizes in bytes.
 """
@@ -27,7 +28,16 @@ class LogFacts:
     started_at: float  # monotonic seconds (engine) or epoch seconds (fallback)
 
 
+# request_ms, kong_ms, proxy_ms, ingress_bytes, egress_bytes, from_service, started_at
+Figures = tuple[float, float, float | None, int, int, bool, float]
+
+
 def log_facts(ctx: RequestContext) -> LogFacts:
+    return LogFacts(*log_figures(ctx))
+
+
+def log_figures(ctx: RequestContext) -> Figures:
+    """``log_facts`` as a tuple, in ``LogFacts`` field order."""
     c: Any = ctx
     try:  # the engine's context (HttpContext) carries the figures directly
         req = c.req
@@ -37,7 +47,11 @@ def log_facts(ctx: RequestContext) -> LogFacts:
         sent = c.bytes_sent
         exited = c.exited
     except AttributeError:
-        return _from_serializer(ctx)
+        facts = _from_serializer(ctx)
+        return (
+            facts.request_ms, facts.kong_ms, facts.proxy_ms, facts.ingress_bytes,
+            facts.egress_bytes, facts.from_service, facts.started_at,
+        )  # fmt: skip
     total_ms = (end - started) * 1000.0
     if total_ms < 0.0:
         total_ms = 0.0
@@ -51,7 +65,7 @@ def log_facts(ctx: RequestContext) -> LogFacts:
             kong_ms = (t_sent - started) * 1000.0
             if exchange.t_head:
                 proxy_ms = (exchange.t_head - t_sent) * 1000.0
-    return LogFacts(
+    return (
         total_ms, kong_ms, proxy_ms, req.head_size + len(req.url) + req.body_received,
         sent, from_service, started,
     )  # fmt: skip

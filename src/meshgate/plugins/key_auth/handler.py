@@ -60,6 +60,8 @@ class Handler(PluginHandler):
         super().__init__(config, instance, env)
         self.conf = config
         self.needs_body = config.key_in_body
+        self.skip_preflight = not config.run_on_preflight
+        self.in_header, self.in_query = config.key_in_header, config.key_in_query
         # (name as configured, header names to look up: lower-case, and '_' read as '-' too)
         self.names = tuple(
             (name, tuple(dict.fromkeys((name.lower(), name.lower().replace("_", "-")))))
@@ -77,7 +79,7 @@ class Handler(PluginHandler):
         self.invalid = failure(ERR_INVALID_AUTH_CRED, www)
 
     def access(self, ctx: RequestContext) -> None:
-        if not self.conf.run_on_preflight and ctx.method == "OPTIONS":
+        if self.skip_preflight and ctx.method == "OPTIONS":
             return None
         run_authentication(ctx, self.anonymous, self._authenticate)
         return None
@@ -86,10 +88,10 @@ class Handler(PluginHandler):
         conf = self.conf
         key: str | None = None
         body: dict[str, Any] | None = None
+        headers = ctx.headers() if self.in_header else None
         for name, header_names in self.names:
             found: str | Sequence[Any] | None = None
-            if conf.key_in_header:
-                headers = ctx.headers()
+            if headers is not None:
                 for header_name in header_names:
                     values = headers.get(header_name)
                     if values:
@@ -97,7 +99,7 @@ class Handler(PluginHandler):
                         break
                 if isinstance(found, str):
                     found = header_text(found)
-            if found is None and conf.key_in_query:
+            if found is None and self.in_query:
                 values = ctx.query().get(name)
                 if values:
                     found = values[0] if len(values) == 1 else values

@@ -4,9 +4,10 @@
 username as ``consumer`` label when ``per_consumer``.  Requests that matched no route are
 not counted (as Kong).
 
-Per request: a few attribute reads and, per label combination, a cached child lookup —
-labelled children are resolved once and kept (bounded) so the hot path does no label
-hashing inside prometheus-client.  A node-wide sampler (one per process, shared by every
+Per request: a few attribute reads, one lookup of the request's ``Series`` (its labelled
+children, resolved once per route/status/source/consumer and kept, bounded) and additions
+into that series' accumulator (``pending``): label sets are built only for a series never
+seen, and prometheus-client is touched only when the accumulators are flushed.  A node-wide sampler (one per process, shared by every
 instance and snapshot) refreshes the gauges of ``sources`` every second while any
 prometheus instance is live.
 """
@@ -16,15 +17,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
-from typing import Any
+from bisect import bisect_left
 
 from meshgate import tasks
-from meshgate.plugins._shared.facts import log_facts
+from meshgate.plugins._shared.facts import log_figures
 from meshgate.proxy.filters.api import CompileEnv, PluginHandler, RequestContext
 from meshgate.snapshot import PluginInstance
 
 from . import metrics, sources
-from .pending import pending
+from .pending import EGRESS, INGRESS, KONG_SUM, REQUEST_SUM, UPSTREAM_SUM, Series, pending
 from .schema import Config
 
 _CACHE_LIMIT = 20000
@@ -73,7 +74,8 @@ class Handler(PluginHandler):
             sources.want_upstream_health(self)
         self.sampler: Sampler = env.node_resource("prometheus:sampler", Sampler)
         self.started = False
-        self.children: dict[tuple[Any, ...], Any] = {}
+        # (route id, status, from the service, consumer) -> Series
+        self.series: dict[tuple[str, int, bool, str], Series] = {}
         self.upstream_bounds = [*map(float, metrics.UPSTREAM_LATENCY_BUCKETS), math.inf]
         self.kong_bounds = [*map(float, metrics.KONG_LATENCY_BUCKETS), math.inf]
 
@@ -91,72 +93,60 @@ class Handler(PluginHandler):
         route = ctx.route
         if route is None or not self.counts_anything:
             return
-        facts = log_facts(ctx)
+        request_ms, kong_ms, proxy_ms, ingress, egress, from_service, _ = log_figures(ctx)
         consumer = ""
         if self.per_consumer:
             who = ctx.consumer
             if who is not None and who.username is not None:
                 consumer = who.username
-        children = self.children
+        key = (route.id, ctx.status, from_service, consumer)
+        series = self.series.get(key)
+        if series is None:
+            series = self._new_series(ctx, key)
         pend = pending()
-        rid = route.id
-        if self.requests is not None:
-            status_key = ("s", rid, ctx.status, facts.from_service, consumer)
-            counter = children.get(status_key)
-            if counter is None:
-                counter = self._status_child(ctx, status_key, facts.from_service, consumer)
-            pend.inc(counter)
+        acc = pend.series.get(series)
+        if acc is None:
+            acc = pend.track(series)
+        acc[0] += 1
         if self.latency is not None:
-            trio = children.get(("l", rid))
-            if trio is None:
-                trio = self._latency_children(ctx, ("l", rid))
-            request_h, upstream_h, kong_h = trio
-            observe = pend.observe
-            observe(request_h, self.upstream_bounds, facts.request_ms)
-            if facts.proxy_ms is not None and facts.proxy_ms >= 0:
-                observe(upstream_h, self.upstream_bounds, facts.proxy_ms)
-            if facts.kong_ms >= 0:
-                observe(kong_h, self.kong_bounds, facts.kong_ms)
-        if self.bandwidth is not None:
-            pair = children.get(("b", rid, consumer))
-            if pair is None:
-                pair = self._bandwidth_children(ctx, ("b", rid, consumer), consumer)
-            if facts.ingress_bytes > 0:
-                pend.inc(pair[0], facts.ingress_bytes)
-            if facts.egress_bytes > 0:
-                pend.inc(pair[1], facts.egress_bytes)
+            bounds = self.upstream_bounds
+            acc[REQUEST_SUM] += request_ms
+            acc[REQUEST_SUM + 1 + bisect_left(bounds, request_ms)] += 1
+            if proxy_ms is not None and proxy_ms >= 0:
+                acc[UPSTREAM_SUM] += proxy_ms
+                acc[UPSTREAM_SUM + 1 + bisect_left(bounds, proxy_ms)] += 1
+            if kong_ms >= 0:
+                acc[KONG_SUM] += kong_ms
+                acc[KONG_SUM + 1 + bisect_left(self.kong_bounds, kong_ms)] += 1
+        if ingress > 0:
+            acc[INGRESS] += ingress
+        if egress > 0:
+            acc[EGRESS] += egress
         if not pend.flush_due:
             pend.schedule_flush()
 
-    def _remember(self, key: tuple[Any, ...], child: Any) -> Any:
-        children = self.children
-        if len(children) >= _CACHE_LIMIT:
-            children.clear()
-        children[key] = child
-        return child
-
-    def _status_child(
-        self, ctx: RequestContext, key: tuple[Any, ...], from_service: bool, consumer: str
-    ) -> Any:
-        assert self.requests is not None
+    def _new_series(self, ctx: RequestContext, key: tuple[str, int, bool, str]) -> Series:
+        """The children of a kind of request not seen yet (this builds the label sets)."""
+        _, status, from_service, consumer = key
         service, route = _names(ctx)
-        source = "service" if from_service else "kong"
-        child = self.requests.labels(service, route, str(ctx.status), source, WS, consumer)
-        return self._remember(key, child)
-
-    def _latency_children(self, ctx: RequestContext, key: tuple[Any, ...]) -> Any:
-        assert self.latency is not None
-        service, route = _names(ctx)
-        return self._remember(key, tuple(h.labels(service, route, WS) for h in self.latency))
-
-    def _bandwidth_children(self, ctx: RequestContext, key: tuple[Any, ...], consumer: str) -> Any:
-        assert self.bandwidth is not None
-        service, route = _names(ctx)
-        pair = (
-            self.bandwidth.labels(service, route, "ingress", WS, consumer),
-            self.bandwidth.labels(service, route, "egress", WS, consumer),
-        )
-        return self._remember(key, pair)
+        requests = None
+        if self.requests is not None:
+            source = "service" if from_service else "kong"
+            requests = self.requests.labels(service, route, str(status), source, WS, consumer)
+        latency = None
+        if self.latency is not None:
+            request_h, upstream_h, kong_h = (h.labels(service, route, WS) for h in self.latency)
+            latency = (request_h, upstream_h, kong_h)
+        bandwidth = None
+        if self.bandwidth is not None:
+            bandwidth = (
+                self.bandwidth.labels(service, route, "ingress", WS, consumer),
+                self.bandwidth.labels(service, route, "egress", WS, consumer),
+            )
+        if len(self.series) >= _CACHE_LIMIT:
+            self.series.clear()
+        series = self.series[key] = Series(requests, latency, bandwidth)
+        return series
 
 
 def _names(ctx: RequestContext) -> tuple[str, str]:

@@ -24,7 +24,7 @@ import time
 from collections.abc import Awaitable
 from typing import Any
 
-from meshgate.proxy.filters.api import CompileEnv, PluginHandler, RequestContext
+from meshgate.proxy.filters.api import CompileEnv, HeaderBlock, PluginHandler, RequestContext
 from meshgate.snapshot import PluginInstance
 
 from .backend import ThrottledReports, counter_backend
@@ -90,6 +90,12 @@ class Handler(PluginHandler):
             if (limit := getattr(config, name)) is not None
         ]
         self.limits = [p.limit for p in self.periods]
+        # the client headers, in the order they were always set: each period's limit and
+        # remaining, then the IETF draft trio (names fixed per config: checked once)
+        self.client_headers = HeaderBlock(
+            [name for p in self.periods for name in (p.limit_header, p.rem_header)]
+            + ["RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset"]
+        )
         self.period_indexes = [p.index for p in self.periods]
         self.route_id = instance.route or EMPTY_UUID
         self.service_id = instance.service or EMPTY_UUID
@@ -153,7 +159,8 @@ class Handler(PluginHandler):
             return self._redis_access(ctx, identifier, now, starts)
         store = self.store
         assert store is not None
-        stripe, fingerprints, homes = self._key(store, identifier)
+        cached = self._keys.get(identifier)
+        stripe, fingerprints, homes = cached if cached is not None else self._key(store, identifier)
         if now != self._second:
             self._windows = [starts[i] for i in self.period_indexes]
             self._expires = [
@@ -202,7 +209,7 @@ class Handler(PluginHandler):
     ) -> None:
         reset = 0
         if not self.hide:
-            set_header = ctx.set_response_header
+            values: list[str | None] = []
             best: _Period | None = None
             best_remaining = 0.0
             for j, period in enumerate(self.periods):
@@ -217,12 +224,13 @@ class Handler(PluginHandler):
                 ):
                     best, best_remaining = period, remaining
                     reset = max(1, period.expiration - (now - starts[period.index]))
-                set_header(period.limit_header, period.limit_text)
-                set_header(period.rem_header, number_text(remaining))
+                values.append(period.limit_text)
+                values.append(number_text(remaining))
             assert best is not None
-            set_header("RateLimit-Limit", best.limit_text)
-            set_header("RateLimit-Remaining", number_text(best_remaining))
-            set_header("RateLimit-Reset", str(reset))
+            values.append(best.limit_text)
+            values.append(number_text(best_remaining))
+            values.append(str(reset))
+            ctx.set_response_headers(self.client_headers, values)
         if stop >= 0:
             if not self.hide:
                 ctx.set_response_header("Retry-After", str(reset))

@@ -224,8 +224,12 @@ class CounterStore:
         or -1 (every period counted).
         """
         mutexes = self._mutexes
+        address = 0
         if mutexes is not None:
-            mutexes.acquire(stripe)
+            address = mutexes.addresses[stripe]  # = mutexes.acquire(stripe), inlined
+            result = mutexes.lock(address)
+            if result:
+                mutexes.recover(address, result)
         else:
             self._acquire(stripe)
         try:
@@ -257,7 +261,7 @@ class CounterStore:
             return usage, stop
         finally:
             if mutexes is not None:
-                mutexes.release(stripe)
+                mutexes.unlock(address)
             else:
                 self._release(stripe)
 

@@ -78,6 +78,11 @@ class RobustMutexes:
         self._lock = _LIBC["pthread_mutex_lock"]
         self._unlock = _LIBC["pthread_mutex_unlock"]
         self._consistent = _LIBC["pthread_mutex_consistent"]
+        # for a caller's hot path: ``address = addresses[i]``, ``if lock(address):
+        # recover(address, result)`` ... ``unlock(address)`` = ``acquire(i)`` ... ``release(i)``
+        self.addresses = [self._base + index * MUTEX_SIZE for index in range(count)]
+        self.lock = self._lock
+        self.unlock = self._unlock
 
     def initialize(self) -> None:
         """Lay out every mutex afresh (only while no other process has the file open)."""
@@ -100,9 +105,14 @@ class RobustMutexes:
         address = self._base + index * MUTEX_SIZE
         result = self._lock(address)
         if result:
-            if result != errno.EOWNERDEAD:
-                raise OSError(result, f"pthread_mutex_lock: {errno.errorcode.get(result)}")
-            self._consistent(address)  # its holder died: the mutex is ours, usable again
+            self.recover(address, result)
+
+    def recover(self, address: int, result: int) -> None:
+        """After ``lock(address)`` returned ``result`` (not 0): the mutex is ours if its
+        holder died, else ``OSError``."""
+        if result != errno.EOWNERDEAD:
+            raise OSError(result, f"pthread_mutex_lock: {errno.errorcode.get(result)}")
+        self._consistent(address)  # its holder died: the mutex is ours, usable again
 
     def release(self, index: int) -> None:
         self._unlock(self._base + index * MUTEX_SIZE)

@@ -22,6 +22,8 @@ import enum
 from collections.abc import Awaitable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, NoReturn, Protocol
 
+from meshgate.proxy.filters.headers import HeaderBlock as HeaderBlock
+
 if TYPE_CHECKING:
     from meshgate.proxy.filters.config_base import PluginConfig as PluginConfig
     from meshgate.snapshot import Consumer, PluginInstance, Route, Service, Snapshot
@@ -210,6 +212,12 @@ class RequestContext(Protocol):
     def set_response_header(self, name: str, value: str) -> None: ...
     def add_response_header(self, name: str, value: str) -> None: ...
     def clear_response_header(self, name: str) -> None: ...
+    def set_response_headers(self, block: HeaderBlock, values: Sequence[str | None]) -> None:
+        """``set_response_header`` for each name of ``block`` (built once per handler) with
+        its value, in order (a None value: ``clear_response_header``) — the same result,
+        recorded and applied as one change."""
+        ...
+
     def response_headers(self) -> Mapping[str, Sequence[str]]: ...
 
     # --- the log phase

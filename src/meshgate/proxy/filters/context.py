@@ -18,7 +18,15 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from urllib.parse import parse_qs
 
 from meshgate.proxy.filters.api import Exit, Phase, PhaseError
-from meshgate.proxy.filters.headers import HeaderTable, Op, check_header
+from meshgate.proxy.filters.headers import (
+    BlockValues,
+    HeaderBlock,
+    HeaderTable,
+    Op,
+    apply_ops,
+    check_header,
+    check_value,
+)
 
 if TYPE_CHECKING:
     from meshgate.proxy.filters.chain import Bound, Chain
@@ -52,6 +60,9 @@ class HttpContext:
     # request header changes made before anything needed the whole table (``_table`` replays
     # them; ``flow.request_head`` applies them to the head's lines without a table)
     request_ops: list[Op] | None = None
+    # ``authenticate``'s identity headers while they are the only request header change
+    # (then ``request_ops`` is None; anything else turns the block into ops first)
+    request_block: BlockValues | None = None
     _query_view: dict[str, list[str]] | None = None
     _consumer: Consumer | None = None
     _credential: Mapping[str, Any] | None = None
@@ -69,7 +80,9 @@ class HttpContext:
     status = 0
     response_table: HeaderTable | None = None
     response_lines: list[bytes] | None = None  # the head sent when no table was needed
-    response_ops: list[tuple[str, str, str, str]] | None = None  # op, lname, name, value
+    response_ops: list[Op] | None = None  # op, lname, name, value
+    # ``set_response_headers`` while it is the only response header change (as request_block)
+    response_block: BlockValues | None = None
     exited: Exit | None = None
     serialize_values: dict[str, Any] | None = None
     exchange: Any = None
@@ -104,10 +117,24 @@ class HttpContext:
             raise PhaseError(f"{what} is not allowed in the {self.phase.name.lower()} phase "
                              f"(only {names})")  # fmt: skip
 
+    def _request_ops(self) -> list[Op]:
+        """The recorded request header changes as ops (a recorded block becomes ops)."""
+        ops = self.request_ops
+        if ops is None:
+            block = self.request_block
+            if block is None:
+                ops = self.request_ops = []
+            else:
+                self.request_block = None
+                ops = self.request_ops = block[0].ops(block[1])
+        return ops
+
     def _table(self) -> HeaderTable:
         table = self._headers
         if table is None:
             table = self._headers = HeaderTable.from_pairs(self.req.headers)
+            if self.request_block is not None:
+                self._request_ops()
             ops = self.request_ops
             if ops is not None:
                 self.request_ops = None
@@ -134,13 +161,13 @@ class HttpContext:
         lname = check_header(name, value if op != "clear" else None)
         ops = self.request_ops
         if ops is None:
-            ops = self.request_ops = []
+            ops = self._request_ops()
         ops.append((op, lname, name, value))
 
     @property
     def header_changes(self) -> HeaderTable | None:
         """The request header table when a plugin changed it (the engine applies it)."""
-        if self.request_ops is not None:
+        if self.request_ops is not None or self.request_block is not None:
             self._table()
         table = self._headers
         return table if table is not None and table.changed else None
@@ -192,7 +219,11 @@ class HttpContext:
         return MappingProxyType(view)
 
     def header(self, name: str) -> str | None:
-        if self._headers is not None or self.request_ops is not None:
+        if (
+            self._headers is not None
+            or self.request_ops is not None
+            or self.request_block is not None
+        ):
             return self._table().first(name.lower())
         wanted = name.lower().encode("latin-1", "replace")  # one look: no table to build
         for raw_name, raw_value in self.req.headers:
@@ -304,21 +335,19 @@ class HttpContext:
         )
         table = self._headers
         if table is not None:
-            for (name, _), value in zip(_IDENTITY_HEADERS, values, strict=True):
+            for name, value in zip(IDENTITY_HEADERS.names, values, strict=True):
                 if value is None:
                     table.clear(name)
                 else:
                     table.set(name, value)
             return
-        ops = self.request_ops
-        if ops is None:
-            ops = self.request_ops = []
-        for (name, lname), value in zip(_IDENTITY_HEADERS, values, strict=True):
-            if value is None:
-                ops.append(("clear", lname, name, ""))
-            else:
-                check_header(name, value)  # the value: names are fixed and valid
-                ops.append(("set", lname, name, value))
+        for name, value in zip(IDENTITY_HEADERS.names, values, strict=True):
+            if value is not None:
+                check_value(name, value)
+        if self.request_ops is None and self.request_block is None:
+            self.request_block = (IDENTITY_HEADERS, values)  # the usual case: one record
+        else:
+            self._request_ops().extend(IDENTITY_HEADERS.ops(values))
 
     # ------------------------------------------------------------------ ending early
 
@@ -372,7 +401,7 @@ class HttpContext:
             lname = check_header(name, value if op != "clear" else None)
             ops = self.response_ops
             if ops is None:
-                ops = self.response_ops = []
+                ops = self._response_ops()
             ops.append((op, lname, name, value))
             return
         table = self._response_table()
@@ -383,12 +412,39 @@ class HttpContext:
         else:
             table.clear(name)
 
+    def _response_ops(self) -> list[Op]:
+        """The recorded response header changes as ops (a recorded block becomes ops)."""
+        ops = self.response_ops
+        if ops is None:
+            block = self.response_block
+            if block is None:
+                ops = self.response_ops = []
+            else:
+                self.response_block = None
+                ops = self.response_ops = block[0].ops(block[1])
+        return ops
+
+    def apply_response_changes(self, lines: list[bytes]) -> list[bytes]:
+        """Engine, when no response-phase plugin runs: ``lines`` with the response headers
+        set before the response (and forget them)."""
+        block = self.response_block
+        if block is not None:
+            self.response_block = None
+            return block[0].apply(lines, block[1])
+        ops = self.response_ops
+        if ops:
+            self.response_ops = None
+            return apply_ops(lines, ops)
+        return lines
+
     def start_response(self, status: int, lines: list[bytes]) -> None:
         """Engine: the response head arrived (or an exit is answered); replays headers set
         before it and enters the response phase."""
         self.status = status
         table = self.response_table = HeaderTable.from_lines(lines)
         self.phase = Phase.RESPONSE
+        if self.response_block is not None:
+            self._response_ops()
         if self.response_ops:
             table.replay(self.response_ops)
             self.response_ops = None
@@ -419,6 +475,29 @@ class HttpContext:
     def clear_response_header(self, name: str) -> None:
         self._response_op("clear", name, "")
 
+    def set_response_headers(self, block: HeaderBlock, values: Sequence[str | None]) -> None:
+        """``set_response_header`` (``clear_response_header`` for a None value) for each
+        name of ``block`` in order, recorded as one change when it is the only one."""
+        phase = self.phase
+        if phase is not Phase.RESPONSE:
+            if phase not in _RESPONSE_WRITE:
+                self._check(_RESPONSE_WRITE, "setting a response header")
+            values = tuple(values)
+            for name, value in zip(block.names, values, strict=True):
+                if value is not None:
+                    check_value(name, value)
+            if self.response_ops is None and self.response_block is None:
+                self.response_block = (block, values)
+            else:
+                self._response_ops().extend(block.ops(values))
+            return
+        table = self._response_table()
+        for name, value in zip(block.names, values, strict=True):
+            if value is None:
+                table.clear(name)
+            else:
+                table.set(name, value)
+
     # ------------------------------------------------------------------ the log phase
 
     def serialize(self) -> dict[str, Any]:
@@ -443,10 +522,9 @@ class HttpContext:
         return self.started_wall
 
 
-# the upstream headers ``authenticate`` sets or clears, in Kong's order: (name, lower-case)
-_IDENTITY_HEADERS = tuple(
-    (name, name.lower())
-    for name in (
+# the upstream headers ``authenticate`` sets or clears, in Kong's order
+IDENTITY_HEADERS = HeaderBlock(
+    (
         "X-Consumer-ID",
         "X-Consumer-Custom-ID",
         "X-Consumer-Username",
@@ -469,7 +547,7 @@ class RequestHeaders(Mapping[str, Sequence[str]]):
     def _raw(self, lname: str) -> list[str] | None:
         """The values of ``lname`` straight from the parsed head; None: use the table."""
         ctx = self._ctx
-        if ctx._headers is not None or ctx.request_ops is not None:
+        if ctx._headers is not None or ctx.request_ops is not None or ctx.request_block is not None:
             return None
         try:
             wanted = lname.encode("latin-1")

@@ -7,19 +7,21 @@ meanwhile).  Routes whose chain ``needs_body`` first collect the whole request b
 answered: an ``Exit`` goes through the response and body phases like an upstream answer, a
 plugin exception is logged with route and plugin and answered 500.  ``upstream_head`` and
 ``filter_body`` are the response/body phases on the upstream's answer; ``finished`` (from
-the server's per-request log point) schedules the log phase with ``call_soon``.
+the server's per-request log point) queues the log phase: one loop callback runs the log
+phases of every request finished in that turn of the loop.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from meshgate import tasks
 from meshgate.proxy.filters.api import Exit, Phase
-from meshgate.proxy.filters.context import HttpContext
+from meshgate.proxy.filters.context import IDENTITY_HEADERS, HttpContext
 from meshgate.proxy.filters.headers import FORWARDED_NAMES, Op, apply_ops
 from meshgate.proxy.filters.runner import (
     Later,
@@ -161,7 +163,12 @@ class ProxyContext(HttpContext):
         self.bytes_sent = bytes_sent
         self.exchange = exchange
         if self.later_phases()[2]:
-            self.client.engine.loop.call_soon(_log_phase, self)
+            queue = _log_queue
+            contexts = queue.contexts
+            if contexts and queue.loop is self.client.engine.loop:
+                contexts.append(self)  # a drain is scheduled already
+            else:
+                queue.start(self.client.engine.loop, self)
         else:
             self.release()
 
@@ -179,6 +186,31 @@ class ProxyContext(HttpContext):
             and not self.body_collecting
         ):
             req.ctx = None
+
+
+class _LogQueue(threading.local):
+    """The requests of this thread's loop whose log phase is due: one loop callback runs
+    them all, rather than one callback per request (the log phase runs after the response
+    is out, never inside the callback that finished it)."""
+
+    def __init__(self) -> None:
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.contexts: list[ProxyContext] = []
+
+    def start(self, loop: asyncio.AbstractEventLoop, ctx: ProxyContext) -> None:
+        """A first request to log (any left from another loop that stopped are dropped,
+        as that loop's callbacks were)."""
+        self.loop = loop
+        self.contexts = [ctx]
+        loop.call_soon(self.drain)
+
+    def drain(self) -> None:
+        contexts, self.contexts = self.contexts, []
+        for ctx in contexts:
+            _log_phase(ctx)
+
+
+_log_queue = _LogQueue()
 
 
 def _log_phase(ctx: ProxyContext) -> None:
@@ -332,7 +364,12 @@ def request_head(
     ctx.upstream_target = target
     kept = req.kept
     ops = ctx.request_ops
-    if ops is not None and ctx._headers is None and _plain_ops(ops):
+    block = ctx.request_block
+    if block is not None and block[0] is IDENTITY_HEADERS and ctx._headers is None:
+        # only ``authenticate`` changed headers: = the general path below
+        kept = IDENTITY_HEADERS.apply(kept, block[1])
+        table = None
+    elif ops is not None and ctx._headers is None and _plain_ops(ops):
         # = the table's apply below, without building the table
         kept = apply_ops(kept, _as_table_would(ops, req.headers))
         table = None
@@ -416,10 +453,7 @@ def answer_exit(ctx: ProxyContext, exit_: Exit, *, phases: bool = True) -> None:
         responders, body_filters, _ = ctx.later_phases()
     if phases and not responders and not body_filters:
         ctx.status = exit_.status  # no plugin reads this head: no table (as upstream_head)
-        ops = ctx.response_ops
-        if ops:
-            ctx.response_ops = None
-            lines = apply_ops(lines, ops)
+        lines = ctx.apply_response_changes(lines)
     elif phases:
         ctx.start_response(exit_.status, lines)
         try:
@@ -452,10 +486,8 @@ def upstream_head(exchange: Exchange, ctx: ProxyContext, status: int, facts: Res
     if not responders and not body_filters:
         # no plugin reads or changes this head: headers set in access go straight onto it
         ctx.status = status
-        ops = ctx.response_ops
-        if ops:
-            ctx.response_ops = None
-            facts.kept = apply_ops(facts.kept, ops)
+        if ctx.response_block is not None or ctx.response_ops:
+            facts.kept = ctx.apply_response_changes(facts.kept)
         ctx.response_lines = facts.kept
         return True
     ctx.start_response(status, facts.kept)

@@ -96,6 +96,52 @@ def apply_ops(lines: list[bytes], ops: Sequence[Op]) -> list[bytes]:
     return out
 
 
+def check_value(name: str, value: str) -> None:
+    """``ValueError`` for a value that would inject a header (CR, LF or NUL)."""
+    if "\r" in value or "\n" in value or "\x00" in value:
+        raise ValueError(f"invalid value for header {name!r}")
+
+
+class HeaderBlock:
+    """A fixed list of header names a plugin sets (or clears: value None) together on every
+    request — checked and encoded once, so that a request records one ``(block, values)``
+    pair instead of an op per name, and ``apply`` puts it on a head's lines directly.
+    ``apply(lines, values)`` is exactly ``apply_ops(lines, ops(values))``."""
+
+    __slots__ = ("drop", "lnames", "names", "prefixes")
+
+    def __init__(self, names: Sequence[str]) -> None:
+        self.names = tuple(names)
+        self.lnames = tuple(check_header(name, None) for name in self.names)
+        if len(set(self.lnames)) != len(self.lnames):
+            raise ValueError(f"a header block names a header twice: {self.names}")
+        self.prefixes = tuple(name.encode("latin-1") + b": " for name in self.names)
+        self.drop = frozenset(lname.encode("latin-1") for lname in self.lnames)
+
+    def __repr__(self) -> str:
+        return f"HeaderBlock({self.names!r})"
+
+    def ops(self, values: Sequence[str | None]) -> list[Op]:
+        """The same changes as recorded ops (in the block's order)."""
+        return [
+            ("clear", lname, name, "") if value is None else ("set", lname, name, value)
+            for lname, name, value in zip(self.lnames, self.names, values, strict=True)
+        ]
+
+    def apply(self, lines: list[bytes], values: Sequence[str | None]) -> list[bytes]:
+        """``lines`` without this block's names, then a line per set value, in order."""
+        drop = self.drop
+        out = [ln for ln in lines if ln[: ln.find(b":")].lower() not in drop]
+        for prefix, value in zip(self.prefixes, values, strict=True):
+            if value is not None:
+                out.append(prefix + value.encode("latin-1", "replace") + b"\r\n")
+        return out
+
+
+# What a context records for a block: the block and its values (checked when recorded).
+BlockValues = tuple[HeaderBlock, tuple[str | None, ...]]
+
+
 FORWARDED_NAMES = _FORWARDED = frozenset(
     {
         "x-forwarded-for",
