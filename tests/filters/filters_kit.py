@@ -76,3 +76,25 @@ def run_access(chain: Chain | None, consumer: str | None = None) -> list[tuple[s
     assert advance(ctx, chain, 0) is None
     ran: list[tuple[str, str]] = ctx.shared.get("ran", [])
     return ran
+
+
+def change_request_headers(ctx: RequestContext, ops: list[tuple[str, str, str]]) -> None:
+    """``(op, name, value)`` changes made through the context's request-header calls."""
+    for op, name, value in ops:
+        if op == "set":
+            ctx.set_header(name, value)
+        elif op == "add":
+            ctx.add_header(name, value)
+        else:
+            ctx.clear_header(name)
+
+
+def change_response_headers(ctx: RequestContext, ops: list[tuple[str, str, str]]) -> None:
+    """``(op, name, value)`` changes made through the context's response-header calls."""
+    for op, name, value in ops:
+        if op == "set":
+            ctx.set_response_header(name, value)
+        elif op == "add":
+            ctx.add_response_header(name, value)
+        else:
+            ctx.clear_response_header(name)

@@ -6,6 +6,7 @@ table (``apply_response_changes``) and with one (``start_response``)."""
 from __future__ import annotations
 
 import pytest
+from filters_kit import change_request_headers, change_response_headers
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -62,16 +63,6 @@ def _one_by_one(ctx: FakeContext, values: list[str | None]) -> None:
             ctx.set_response_header(name, value)
 
 
-def _response_ops(ctx: FakeContext, ops: list[tuple[str, str, str]]) -> None:
-    for op, name, value in ops:
-        if op == "set":
-            ctx.set_response_header(name, value)
-        elif op == "add":
-            ctx.add_response_header(name, value)
-        else:
-            ctx.clear_response_header(name)
-
-
 def _contexts(
     before: list[tuple[str, str, str]], values: list[str | None], after: list[tuple[str, str, str]]
 ) -> tuple[FakeContext, FakeContext]:
@@ -79,11 +70,11 @@ def _contexts(
     block, single = FakeContext("GET", "/"), FakeContext("GET", "/")
     for ctx in (block, single):
         ctx.phase = Phase.ACCESS
-        _response_ops(ctx, before)
+        change_response_headers(ctx, before)
     block.set_response_headers(_BLOCK, values)
     _one_by_one(single, values)
     for ctx in (block, single):
-        _response_ops(ctx, after)
+        change_response_headers(ctx, after)
     return block, single
 
 
@@ -153,16 +144,6 @@ _REQ_OPS = st.lists(
 )
 
 
-def _request_ops(ctx: FakeContext, ops: list[tuple[str, str, str]]) -> None:
-    for op, name, value in ops:
-        if op == "set":
-            ctx.set_header(name, value)
-        elif op == "add":
-            ctx.add_header(name, value)
-        else:
-            ctx.clear_header(name)
-
-
 def _head(ctx: FakeContext) -> bytes:
     forwarded = b"X-Forwarded-For: 10.0.0.1\r\nX-Forwarded-Proto: http\r\n"
     return request_head(ctx, ctx.req, b"/t", b"up.test", forwarded)
@@ -194,9 +175,9 @@ def test_authenticate_gives_the_head_the_table_gives(
     tabled = FakeContext("GET", "/", headers=pairs)
     tabled._table()  # the general path: every change made on the whole table
     for ctx in (recorded, tabled):
-        _request_ops(ctx, before)
+        change_request_headers(ctx, before)
         ctx.authenticate(*who)
-        _request_ops(ctx, after)
+        change_request_headers(ctx, after)
     assert _head(recorded) == _head(tabled)
     assert dict(recorded.headers()) == dict(tabled.headers())
 

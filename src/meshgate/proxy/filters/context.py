@@ -139,24 +139,14 @@ class HttpContext:
             if ops is not None:
                 self.request_ops = None
                 for op, _, name, value in ops:  # as if made on the table (``clear`` skips
-                    if op == "set":  # a name neither in the head nor changed)
-                        table.set(name, value)
-                    elif op == "add":
-                        table.add(name, value)
-                    else:
-                        table.clear(name)
+                    table.change(op, name, value)  # a name neither in the head nor changed)
         return table
 
     def _request_op(self, op: str, name: str, value: str) -> None:
         """Change a request header: in the table when there is one, else recorded."""
         table = self._headers
         if table is not None:
-            if op == "set":
-                table.set(name, value)
-            elif op == "add":
-                table.add(name, value)
-            else:
-                table.clear(name)
+            table.change(op, name, value)
             return
         lname = check_header(name, value if op != "clear" else None)
         ops = self.request_ops
@@ -404,13 +394,7 @@ class HttpContext:
                 ops = self._response_ops()
             ops.append((op, lname, name, value))
             return
-        table = self._response_table()
-        if op == "set":
-            table.set(name, value)
-        elif op == "add":
-            table.add(name, value)
-        else:
-            table.clear(name)
+        self._response_table().change(op, name, value)
 
     def _response_ops(self) -> list[Op]:
         """The recorded response header changes as ops (a recorded block becomes ops)."""

@@ -235,6 +235,15 @@ class HeaderTable:
         self._touch(lname, name)
         self.values.pop(lname, None)
 
+    def change(self, op: str, name: str, value: str) -> None:
+        """``set``, ``add`` or (any other ``op``) ``clear`` ``name``, checked as each of those."""
+        if op == "set":
+            self.set(name, value)
+        elif op == "add":
+            self.add(name, value)
+        else:
+            self.clear(name)
+
     def lines_of(self, lname: str) -> list[bytes]:
         values = self.values.get(lname)
         if not values:
