@@ -20,7 +20,9 @@ from meshgate.plugins.rate_limiting.shared_counters import (
 from meshgate.plugins.rate_limiting.stripe_locks import MUTEX_SIZE
 
 needs_mutexes = pytest.mark.skipif(
-    not stripe_locks.robust_mutexes_available(), reason="no pthread robust mutexes here"
+    not stripe_locks.robust_mutexes_available(),
+    reason="the C library has no robust process-shared pthread mutexes (not glibc/Linux): the "
+    "store uses lockf there, which test_the_lockf_fallback_counts_the_same covers",
 )
 
 

@@ -16,7 +16,7 @@ Pure logic: no I/O, no asyncio.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from meshgate.proxy.router_build import RouteSet, build_route_set
@@ -46,6 +46,9 @@ class RouteMatch(Generic[T]):
     uri_captures: dict[str, str]  # named and numbered ("1", "2", ...) regex captures
     normalized_path: str = "/"  # the whole request path, normalized
     postfix: str = ""  # Kong's request_postfix: what follows the stripped part (or path[1:])
+    # what the proxy derived from this match for one service (``http.dispatch``): a match is
+    # remembered per request head, so this is worked out once, not per request
+    upstream_plan: Any = field(default=None, compare=False, repr=False)
 
 
 @dataclass(slots=True)

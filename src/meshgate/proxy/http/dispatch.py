@@ -10,11 +10,11 @@ from typing import TYPE_CHECKING
 from meshgate.proxy.filters import flow
 from meshgate.proxy.http import errors
 from meshgate.proxy.http.exchange import Exchange
-from meshgate.proxy.http.heads import build_request_head, forwarded_headers
+from meshgate.proxy.http.heads import CRLF, build_request_head, forwarded_headers
 from meshgate.proxy.router import upstream_path
 
 if TYPE_CHECKING:
-    from meshgate.proxy.compiled import CompiledRoute
+    from meshgate.proxy.compiled import CompiledRoute, CompiledService
     from meshgate.proxy.filters.context import HttpContext
     from meshgate.proxy.http.request import ProxyRequest
     from meshgate.proxy.http.server import HttpProxyProtocol
@@ -56,6 +56,25 @@ def dispatch(client: HttpProxyProtocol, req: ProxyRequest) -> None:
     forward(client, req, croute, match, None)
 
 
+class UpstreamPlan:
+    """What forwarding a request on one ``RouteMatch`` to one service always adds up to:
+    kept on the match (``RouteMatch.upstream_plan``), which the router remembers per request
+    head, so that this is worked out once per (head, service), not per request."""
+
+    __slots__ = ("host_header", "prefix", "prefix_line", "service", "target")
+
+    def __init__(self, service: CompiledService, match: RouteMatch[CompiledRoute]) -> None:
+        self.service = service
+        self.target = upstream_path(service.path, match).encode("utf-8", "surrogateescape")
+        self.host_header = service.host_header.encode("latin-1")
+        route = match.route
+        prefix: bytes | None = None  # X-Forwarded-Prefix, unless a trusted client sent one
+        if route.strip_path and match.matched_path and not match.matched_path.startswith("~"):
+            prefix = match.matched_path.encode("utf-8", "surrogateescape")
+        self.prefix = prefix
+        self.prefix_line = b"X-Forwarded-Prefix: " + prefix + CRLF if prefix else b""
+
+
 def forward(
     client: HttpProxyProtocol,
     req: ProxyRequest,
@@ -70,65 +89,47 @@ def forward(
     if service is None:
         client.reply(req, 503, "no-service", errors.MSG_NO_SERVICE)
         return
-    target = upstream_path(service.path, match).encode("utf-8", "surrogateescape")
-    if req.raw_query is not None:
-        target += b"?" + req.raw_query
-    route = croute.route
-    if route.preserve_host and req.host:
-        host_header = req.host
-    else:
-        host_header = service.host_header.encode("latin-1")
+    plan: UpstreamPlan | None = match.upstream_plan
+    if plan is None or plan.service is not service:
+        plan = match.upstream_plan = UpstreamPlan(service, match)
+    host_header = req.host if croute.route.preserve_host and req.host else plan.host_header
     edit = croute.request_edit
     if edit is not None:
         req.kept = edit.apply(req.kept)
         if edit.host is not None:
             host_header = edit.host
+    query = req.raw_query
+    target = plan.target if query is None else plan.target + b"?" + query
+    forwarded = _forwarded(client, req, plan)
     if ctx is None:
         head = build_request_head(
-            req.method,
-            target,
-            host_header,
-            req.kept,
-            _forwarded(client, req, match),
-            chunked=req.chunked,
-            upgrade=req.upgrade,
-        )
+            req.method, target, host_header, req.kept, forwarded,
+            chunked=req.chunked, upgrade=req.upgrade,
+        )  # fmt: skip
     else:
-        head = flow.request_head(ctx, req, target, host_header, _forwarded(client, req, match))
+        head = flow.request_head(ctx, req, target, host_header, forwarded)
     exchange = Exchange(client, req, croute, service, head)
     req.exchange = exchange
     exchange.start()
 
 
-def _forwarded(
-    client: HttpProxyProtocol, req: ProxyRequest, match: RouteMatch[CompiledRoute]
-) -> bytes:
-    trusted = client.trusted
-    route = match.route
-    prefix: bytes | None = None
-    if trusted and req.fwd_prefix:
-        prefix = req.fwd_prefix
-    elif route.strip_path and match.matched_path and not match.matched_path.startswith("~"):
-        prefix = match.matched_path.encode("utf-8", "surrogateescape")
-    if not trusted:
+def _forwarded(client: HttpProxyProtocol, req: ProxyRequest, plan: UpstreamPlan) -> bytes:
+    if not client.trusted:
         host = req.host or b""
-        per_request = (
+        return (
             client.fwd_static + b"X-Forwarded-Host: "
             + (hostname_of(host) if host[:1] == b"[" else host.partition(b":")[0])
-            + b"\r\nX-Forwarded-Path: " + req.raw_path + b"\r\n"
+            + b"\r\nX-Forwarded-Path: " + req.raw_path + b"\r\n" + plan.prefix_line
         )  # fmt: skip
-        if prefix:
-            per_request += b"X-Forwarded-Prefix: " + prefix + b"\r\n"
-        return per_request
     return forwarded_headers(
         client_ip=client.client_ip_bytes,
-        incoming_for=req.fwd_for if trusted else None,
-        proto=(req.fwd_proto if trusted and req.fwd_proto else client.scheme_bytes),
-        host=(req.fwd_host if trusted and req.fwd_host else hostname_of(req.host or b"")),
-        port=(req.fwd_port if trusted and req.fwd_port else client.port_bytes),
+        incoming_for=req.fwd_for,
+        proto=req.fwd_proto if req.fwd_proto else client.scheme_bytes,
+        host=req.fwd_host if req.fwd_host else hostname_of(req.host or b""),
+        port=req.fwd_port if req.fwd_port else client.port_bytes,
         path=req.raw_path,
-        prefix=prefix,
-        real_ip=(req.real_ip if trusted and req.real_ip else client.client_ip_bytes),
+        prefix=req.fwd_prefix if req.fwd_prefix else plan.prefix,
+        real_ip=req.real_ip if req.real_ip else client.client_ip_bytes,
     )
 
 

@@ -50,6 +50,7 @@ CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 _TE_CHUNKED = b"Transfer-Encoding: chunked\r\n"
 _CONN_CLOSE = b"Connection: close\r\n"
 _CONN_KEEP_ALIVE = b"Connection: keep-alive\r\n"
+JOIN_MAX = 16 * 1024  # a response piece up to this size goes out joined with its head/framing
 
 
 def buffer_body(req: ProxyRequest, data: bytes) -> None:
@@ -301,7 +302,9 @@ class Exchange(ExchangeBase):
         if ctx is not None and not upstream_head(self, ctx, status, facts):
             return  # a plugin answered instead (exit or error)
         close_after = (
-            not req.keep_alive or client.engine.state.draining or unread_body_closes(req)
+            not req.keep_alive
+            or client.engine.state.draining
+            or (req.has_body and unread_body_closes(req))
         )  # a request body still due is dropped (the connection upstream is not reused)
         if req.method == b"HEAD" or status == 204 or status == 304:
             mode = MODE_NONE
@@ -346,15 +349,24 @@ class Exchange(ExchangeBase):
         transport = self.client.transport
         head = self.pending_head
         size = len(data)
+        # Small pieces are joined (a copy is cheaper than a vectored write); big ones are not.
         if self.mode == MODE_CHUNKED:
             prefix = b"%x\r\n" % size
             size += len(prefix) + 2
-            if head is not None:
-                transport.writelines([head, prefix, data, CRLF])
+            if size > JOIN_MAX:
+                if head is not None:
+                    transport.writelines([head, prefix, data, CRLF])
+                else:
+                    transport.writelines([prefix, data, CRLF])
+            elif head is not None:
+                transport.write(b"".join((head, prefix, data, CRLF)))
             else:
-                transport.writelines([prefix, data, CRLF])
+                transport.write(b"".join((prefix, data, CRLF)))
         elif head is not None:
-            transport.writelines([head, data])
+            if size > JOIN_MAX:
+                transport.writelines([head, data])
+            else:
+                transport.write(head + data)
         else:
             transport.write(data)
         if head is not None:

@@ -83,7 +83,7 @@ class ExchangeBase:
         self.head = head
         self.target: Target | None = None
         self.target_started = 0.0
-        self.tried: list[Target] = []
+        self.tried: tuple[Target, ...] = ()  # targets given up on, oldest first
         self.attempts = 0
         self.conn: UpstreamProtocol | None = None
         self.reused = False
@@ -134,7 +134,7 @@ class ExchangeBase:
         self.balancer.report(target, outcome, None)
         self.end_target()
         self.target = None
-        self.tried.append(target)
+        self.tried += (target,)
         if self.done:
             return
         self._retry_or_fail(outcome, reason)
@@ -248,7 +248,7 @@ class ExchangeBase:
         if target is not None:
             self.balancer.report(target, "tcp_error", None)
             self.end_target()
-            self.tried.append(target)
+            self.tried += (target,)
             self.target = None
         if self.retry_safe or (self.run is not None and self.run.plan is not None):
             self._retry_or_fail("tcp_error", "upstream-bad-response", "reset")
@@ -288,7 +288,7 @@ class ExchangeBase:
             self.abort_client(reason)
             return
         if target is not None:
-            self.tried.append(target)
+            self.tried += (target,)
             self.target = None
         if self.retry_safe or (self.run is not None and self.run.plan is not None):
             self._retry_or_fail("timeout", reason, "timeout")

@@ -223,7 +223,7 @@ class PolicyRun:
         target = ex.target
         if target is not None:
             ex.end_target()
-            ex.tried.append(target)
+            ex.tried += (target,)
             ex.target = None
         if conn is None:
             return True
@@ -258,7 +258,7 @@ class PolicyRun:
         if target is not None:
             ex.balancer.report(target, "timeout", None)
             ex.end_target()
-            ex.tried.append(target)
+            ex.tried += (target,)
             ex.target = None
         if not self.retry(ex, "timeout"):
             ex.fail(504, "upstream-per-try-timeout", errors.MSG_TIMEOUT)

@@ -11,6 +11,7 @@ from meshgate import __version__
 
 CRLF = b"\r\n"
 SEP = b": "
+join_bytes = b"".join  # ``join_bytes((name, SEP, value, CRLF))``: one copy, not three
 VIA_VALUE = b"1.1 meshgate/" + __version__.encode()
 VIA_LINE = b"Via: " + VIA_VALUE + CRLF
 SERVER_LINE = b"Server: meshgate/" + __version__.encode() + CRLF
@@ -123,19 +124,24 @@ def _special_name(name: bytes, specials: frozenset[bytes], memo: dict[bytes, byt
     return special
 
 
-def scan_request_headers(headers: list[tuple[bytes, bytes]], facts: RequestFacts) -> None:
-    """Classify ``headers`` into ``facts``; raises ``HeadError`` for heads we refuse."""
+def scan_request_headers(headers: list[tuple[bytes, bytes]], facts: RequestFacts) -> bool:
+    """Classify ``headers`` into ``facts``; raises ``HeadError`` for heads we refuse.
+
+    Returns whether the head has no Connection (nor Proxy-Connection) header: then the
+    parser's keep-alive verdict depends on the HTTP version alone (see ``server``)."""
     kept = facts.kept
     upgrade_value: bytes | None = None
     extra_tokens: list[bytes] | None = None
     connection_upgrade = False
+    no_connection = True
     memo = _request_names
+    join = join_bytes
     for name, value in headers:
         lname = memo.get(name)
         if lname is None:
             lname = _special_name(name, _REQUEST_SPECIAL, memo)
         if not lname:
-            kept.append(name + SEP + value + CRLF)
+            kept.append(join((name, SEP, value, CRLF)))
             continue
         if lname == b"host":
             if facts.host is not None:
@@ -147,7 +153,7 @@ def scan_request_headers(headers: list[tuple[bytes, bytes]], facts: RequestFacts
             if not value.isdigit():
                 raise HeadError(400, "bad-request", "invalid Content-Length")
             facts.content_length = int(value)
-            kept.append(name + SEP + value + CRLF)
+            kept.append(join((name, SEP, value, CRLF)))
         elif lname == b"transfer-encoding":
             codings = connection_tokens(value)
             if facts.chunked or not codings or codings[-1] != b"chunked":
@@ -156,6 +162,7 @@ def scan_request_headers(headers: list[tuple[bytes, bytes]], facts: RequestFacts
                 raise HeadError(501, "unsupported-transfer-encoding", "unsupported transfer coding")
             facts.chunked = True
         elif lname == b"connection":
+            no_connection = False
             for token in connection_tokens(value):
                 if token == b"upgrade":
                     connection_upgrade = True
@@ -180,13 +187,16 @@ def scan_request_headers(headers: list[tuple[bytes, bytes]], facts: RequestFacts
             facts.fwd_prefix = value
         elif lname == b"x-real-ip":
             facts.real_ip = value
-        # keep-alive, proxy-connection, te, trailer, proxy-authorization, x-forwarded-path: dropped
+        elif lname == b"proxy-connection":
+            no_connection = False  # dropped, but the parser reads it as a Connection header
+        # keep-alive, te, trailer, proxy-authorization, x-forwarded-path: dropped
     if facts.chunked and facts.content_length >= 0:
         raise HeadError(400, "bad-request", "both Content-Length and Transfer-Encoding")
     if connection_upgrade and upgrade_value is not None:
         facts.upgrade = upgrade_value
     if extra_tokens:
         facts.kept = drop_named(kept, extra_tokens)
+    return no_connection
 
 
 def drop_named(lines: list[bytes], lower_names: list[bytes]) -> list[bytes]:
@@ -274,10 +284,10 @@ def add_response_header(facts: ResponseFacts, name: bytes, value: bytes) -> None
     if lname is None:
         lname = _special_name(name, _RESPONSE_SPECIAL, RESPONSE_NAMES)
     if not lname:
-        facts.kept.append(name + SEP + value + CRLF)
+        facts.kept.append(join_bytes((name, SEP, value, CRLF)))
     elif lname == b"content-length":
         facts.content_length = int(value) if value.isdigit() else -1
-        facts.kept.append(name + SEP + value + CRLF)
+        facts.kept.append(join_bytes((name, SEP, value, CRLF)))
     elif lname == b"transfer-encoding":
         facts.chunked = value.strip().lower().endswith(b"chunked")
     elif lname == b"upgrade":

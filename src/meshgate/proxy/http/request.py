@@ -17,6 +17,11 @@ if TYPE_CHECKING:
     from meshgate.proxy.http.exchange import Exchange
 
 
+# The captures of a request no route matched (yet): shared, as a route's are (the router
+# remembers its matches), so never written to.
+NO_CAPTURES: dict[str, str] = {}
+
+
 class ProxyRequest(RequestFacts):
     """A request: head facts, body buffering before an upstream is attached, PickRequest API."""
 
@@ -84,7 +89,7 @@ class ProxyRequest(RequestFacts):
         self.error: tuple[int, str, str] | None = None  # (status, reason, message) to answer
         self.consumer_id: str | None = None
         self.ctx: ProxyContext | None = None  # the plugin context, on routes with plugins
-        self.uri_captures: dict[str, str] = {}
+        self.uri_captures: dict[str, str] = NO_CAPTURES  # the route's (shared, read-only)
         self.response_cookies: list[bytes] | None = None
         self._header_map: dict[str, str] | None = None
         self._cookies: dict[str, str] | None = None

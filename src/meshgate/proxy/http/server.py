@@ -154,17 +154,26 @@ class HttpProxyProtocol(ConnectionBase):
         settings = self.settings
         req.headers_done = True
         req.method = parser.get_method()
-        version = parser.get_http_version()
-        if version == "1.0":
-            req.http10 = True
-        elif version != "1.1":
-            raise HeadError(
-                505 if version > "1.1" else 400, "bad-version", "HTTP version not supported"
-            )
-        req.keep_alive = parser.should_keep_alive()
+        req.keep_alive = keep_alive = parser.should_keep_alive()
+        refused: HeadError | None = None
+        try:
+            no_connection = scan_request_headers(req.headers, req)
+        except HeadError as error:
+            no_connection, refused = False, error  # raised after the checks that come first
+        # Without a Connection header the parser keeps a request alive only for HTTP/1.1 (the
+        # one version it accepts whose minor is > 0): no need for get_http_version's str.
+        if not (keep_alive and no_connection):
+            version = parser.get_http_version()
+            if version == "1.0":
+                req.http10 = True
+            elif version != "1.1":
+                raise HeadError(
+                    505 if version > "1.1" else 400, "bad-version", "HTTP version not supported"
+                )
         if req.head_size + len(req.url) > settings.max_header_bytes:
             raise HeadError(431, "header-too-large", "Request header fields too large")
-        scan_request_headers(req.headers, req)
+        if refused is not None:
+            raise refused
         req.has_body = req.chunked or req.content_length > 0
         if req.host is None and not req.http10:
             raise HeadError(400, "bad-request", "missing Host header")

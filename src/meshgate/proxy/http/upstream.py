@@ -21,6 +21,7 @@ from meshgate.proxy.http.heads import (
     ResponseFacts,
     add_response_header,
     end_response_head,
+    join_bytes,
 )
 
 if TYPE_CHECKING:
@@ -181,10 +182,10 @@ class UpstreamProtocol(asyncio.Protocol):
             return  # a chunked trailer: dropped
         lname = RESPONSE_NAMES.get(name)
         if lname == b"":
-            facts.kept.append(name + SEP + value + CRLF)
+            facts.kept.append(join_bytes((name, SEP, value, CRLF)))
         elif lname == b"content-length":
             facts.content_length = int(value) if value.isdigit() else -1
-            facts.kept.append(name + SEP + value + CRLF)
+            facts.kept.append(join_bytes((name, SEP, value, CRLF)))
         else:
             add_response_header(facts, name, value)
 
