@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 from typing import Any, ClassVar
 
+from meshgate import tasks
 from meshgate.proxy.filters.api import (
     CompileEnv,
+    Exit,
     PluginConfig,
     PluginHandler,
     RequestContext,
@@ -196,7 +198,45 @@ class OrderC(Order):
     PRIORITY = 10
 
 
-ALL = [Tag, WhoAuth, Boom, Slow, Upper, Rewrite, Logger, Order, OrderB, OrderC]
+class FutureWaitConfig(PluginConfig):
+    outcome: str = "result"  # result | exit | error | never
+
+
+FUTURE_WAITS: list[asyncio.Future[None]] = []  # every future "future-wait" returned
+TASKS_AT_SETTLE: list[list[str]] = []  # names of the spawned tasks running as one settled
+
+
+class FutureWait(PluginHandler):
+    """Returns a bare loop future (no coroutine) that settles 10 ms later with a result, an
+    ``Exit`` (418), a ``RuntimeError``, or never."""
+
+    name = "future-wait"
+    PRIORITY = 800
+    Config = FutureWaitConfig
+
+    def __init__(self, config: FutureWaitConfig, instance: PluginInstance, env: CompileEnv) -> None:
+        super().__init__(config, instance, env)
+        self.outcome = config.outcome
+
+    def access(self, ctx: RequestContext) -> Any:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+        FUTURE_WAITS.append(future)
+        if self.outcome != "never":
+            loop.call_later(0.01, self._settle, future)
+        return future
+
+    def _settle(self, future: asyncio.Future[None]) -> None:
+        TASKS_AT_SETTLE.append([task.get_name() for task in tasks.running()])
+        if self.outcome == "result":
+            future.set_result(None)
+        elif self.outcome == "exit":
+            future.set_exception(Exit(418, b'{"message":"from a future"}'))
+        else:
+            future.set_exception(RuntimeError("future boom"))
+
+
+ALL = [Tag, WhoAuth, Boom, Slow, Upper, Rewrite, Logger, Order, OrderB, OrderC, FutureWait]
 
 
 STREAM_EVENTS: list[str] = []

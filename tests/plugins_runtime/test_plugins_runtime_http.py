@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import logging
 import re
+import socket
 import time
 from collections.abc import Callable
 
 import pytest
-from runtime_handlers import ALL, LOGGED
+from runtime_handlers import ALL, FUTURE_WAITS, LOGGED, TASKS_AT_SETTLE
 
 from meshgate.errors import ConfigError
 from meshgate.proxy.filters.testing_http import LiveGateway, live_gateway, plugin
@@ -128,6 +129,44 @@ def test_async_plugin_is_awaited_and_can_exit() -> None:
         assert denied.status == 403
         assert denied.json() == {"message": "slowly denied"}
         assert gw.request("GET", "/r1").status == 200
+
+
+def test_a_plugin_waiting_on_a_future_carries_on_without_a_task(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    plugins = [
+        plugin("future-wait", route="r1"),
+        plugin("future-wait", {"outcome": "exit"}, route="r2"),
+        plugin("future-wait", {"outcome": "error"}, route="r3"),
+        plugin("tag", {"value": "after-future"}),  # lower priority: runs after the wait
+    ]
+    TASKS_AT_SETTLE.clear()
+    with gateway(plugins=plugins) as gw:  # type: ignore[attr-defined]
+        assert upstream_tag(gw, "/r1") == "after-future"
+        exited = gw.request("GET", "/r2")
+        assert (exited.status, exited.json()) == (418, {"message": "from a future"})
+        with caplog.at_level(logging.ERROR, logger="meshgate.plugins"):
+            failed = gw.request("GET", "/r3")
+        assert failed.status == 500
+        logged = [r for r in caplog.records if "future-wait" in r.getMessage()]
+        assert logged
+        assert "r3" in logged[0].getMessage()
+        assert logged[0].exc_info is not None
+        assert "future boom" in str(logged[0].exc_info[1])
+        assert upstream_tag(gw, "/r1") == "after-future"  # the connection lives on
+    assert len(TASKS_AT_SETTLE) == 4
+    assert not any(name.startswith("plugin ") for names in TASKS_AT_SETTLE for name in names)
+
+
+def test_a_future_waited_on_is_cancelled_when_the_client_leaves() -> None:
+    plugins = [plugin("future-wait", {"outcome": "never"}, route="r1")]
+    with gateway(plugins=plugins) as gw:  # type: ignore[attr-defined]
+        FUTURE_WAITS.clear()
+        with socket.create_connection(("127.0.0.1", gw.port)) as sock:
+            sock.sendall(b"GET /r1 HTTP/1.1\r\nHost: t\r\n\r\n")
+            wait_until(lambda: len(FUTURE_WAITS) == 1)
+        wait_until(FUTURE_WAITS[0].cancelled)
+        assert gw.request("GET", "/r2").status == 200
 
 
 def test_async_plugin_with_a_request_body() -> None:

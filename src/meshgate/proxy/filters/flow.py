@@ -1,8 +1,8 @@
 """The engine side of plugins: run a route's chain on a live request and apply the result.
 
 ``start`` (from ``dispatch``, after routing) runs rewrite+access synchronously; the first
-handler that returns an awaitable moves the rest into one task (client reading paused
-meanwhile).  Routes whose chain ``needs_body`` first collect the whole request body (bounded:
+handler that returns an awaitable hands the rest to a done callback when it is a future (a
+fast path's ``ExitFuture``), else to one task; client reading is paused meanwhile.  Routes whose chain ``needs_body`` first collect the whole request body (bounded:
 413).  Then the request is forwarded with the context's changes (``request_head``), or
 answered: an ``Exit`` goes through the response and body phases like an upstream answer, a
 plugin exception is logged with route and plugin and answered 500.  ``upstream_head`` and
@@ -65,7 +65,8 @@ class ProxyContext(HttpContext):
 
     later: Later | None = None
     answer: ResponseStream | RawPipe | None = None  # a plugin streams or took the connection
-    waiting: asyncio.Task[None] | None = None  # the plugin phase awaiting something
+    waiting: asyncio.Future[Any] | None = None  # what the plugin phase awaits
+    resume_at = 0  # the chain step after the one that waits
 
     def __init__(
         self,
@@ -101,6 +102,10 @@ class ProxyContext(HttpContext):
 
     def gone(self) -> bool:
         return self.req.responded or self.client.closed
+
+    def waited(self, future: asyncio.Future[Any]) -> None:
+        """Done callback of the future the plugin phase waits on."""
+        _settled(self, future)
 
     # ------------------------------------------------------------------ plugin-made answers
 
@@ -277,55 +282,92 @@ def _run(ctx: ProxyContext) -> None:
         _forward(ctx)
         return
     ctx.client.pause_for_plugin(True)
+    _wait(ctx, pending)
+
+
+def _wait(ctx: ProxyContext, pending: Pending) -> None:
+    """Carry on once ``pending`` is done: a future (a fast path's ``ExitFuture``, a task)
+    gets a done callback; anything else is awaited in a task of its own."""
+    index, awaitable = pending
+    if isinstance(awaitable, asyncio.Future):
+        ctx.waiting = awaitable
+        ctx.resume_at = index
+        awaitable.add_done_callback(ctx.waited)
+        return
     route = ctx.croute.route
     ctx.waiting = tasks.spawn(_continue(ctx, pending), name=f"plugin {ctx.plugin} route {route.id}")
 
 
+def _settled(ctx: ProxyContext, future: asyncio.Future[Any]) -> None:
+    """``pending``'s future is done (``ProxyContext.waited``)."""
+    ctx.waiting = None
+    if future.cancelled():
+        _client_left(ctx)
+        return
+    pending = _step(ctx, ctx.resume_at, future.exception())
+    if pending is not None:
+        _wait(ctx, pending)
+
+
 async def _continue(ctx: ProxyContext, pending: Pending | None) -> None:
     try:
-        await _run_pending(ctx, pending)
+        while pending is not None:
+            index, awaitable = pending
+            try:
+                await awaitable
+            except Exception as exc:
+                pending = _step(ctx, index, exc)
+            else:
+                pending = _step(ctx, index, None)
     except asyncio.CancelledError:
-        client = ctx.client
-        if not (client.closed or client.half_closed):
+        if not _client_left(ctx):
             raise  # not for a client that left: the loop is stopping
-        _log.info("client left while plugin %s waited (route %s)", ctx.plugin, ctx.croute.route.id)
-        if not client.closed:
-            client.transport.close()  # logged as 499 once the connection is gone
     finally:
         ctx.waiting = None
 
 
-async def _run_pending(ctx: ProxyContext, pending: Pending | None) -> None:
+def _client_left(ctx: ProxyContext) -> bool:
+    """The wait was cancelled: True (and the connection closed) when the client left."""
+    client = ctx.client
+    if not (client.closed or client.half_closed):
+        return False
+    _log.info("client left while plugin %s waited (route %s)", ctx.plugin, ctx.croute.route.id)
+    if not client.closed:
+        client.transport.close()  # logged as 499 once the connection is gone
+    return True
+
+
+def _step(ctx: ProxyContext, index: int, failure: BaseException | None) -> Pending | None:
+    """A wait ended (``failure``: what it raised): answer, forward, or the next wait."""
     assert ctx.chain is not None
-    try:
-        while pending is not None:
-            index, awaitable = pending
-            await awaitable
-            if ctx.answer is not None:
-                end_answer(ctx)
-                return
-            if ctx.gone():
-                return
+    if failure is None:
+        if ctx.answer is not None:
+            end_answer(ctx)
+            return None
+        if ctx.gone():
+            return None
+        try:
             pending = advance(ctx, ctx.chain, index)
-    except Exit as exit_:
-        if ctx.answer is not None:
-            break_answer(ctx)
-            return
-        _resume(ctx)
-        if not ctx.gone():
-            answer_exit(ctx, exit_)
-        return
-    except Exception:
-        if ctx.answer is not None:
-            break_answer(ctx)
-            return
-        _resume(ctx)
-        if not ctx.gone():
-            plugin_failed(ctx)
-        return
+        except Exception as exc:
+            failure = exc
+        else:
+            if pending is not None:
+                return pending
+            _resume(ctx)
+            if not ctx.gone():
+                _forward(ctx)
+            return None
+    if ctx.answer is not None:
+        break_answer(ctx)
+        return None
     _resume(ctx)
-    if not ctx.gone():
-        _forward(ctx)
+    if ctx.gone():
+        return None
+    if isinstance(failure, Exit):
+        answer_exit(ctx, failure)
+    else:
+        plugin_failed(ctx, failure)
+    return None
 
 
 def _resume(ctx: ProxyContext) -> None:
@@ -428,14 +470,16 @@ def _as_table_would(ops: list[Op], headers: list[tuple[bytes, bytes]]) -> list[O
 # --------------------------------------------------------------------------- answers
 
 
-def plugin_failed(ctx: ProxyContext) -> None:
-    """A plugin raised: log it with route and plugin, answer 500 (the connection lives on)."""
+def plugin_failed(ctx: ProxyContext, failure: BaseException | None = None) -> None:
+    """A plugin raised (``failure``, else the exception being handled): log it with route
+    and plugin, answer 500 (the connection lives on)."""
     route = ctx.croute.route
-    _log.exception(
+    _log.error(
         "plugin %s failed in the %s phase (route %s)",
         ctx.plugin,
         ctx.phase.name.lower(),
         route.name or route.id,
+        exc_info=failure if failure is not None else True,
     )
     ctx.status = 500
     ctx.client.reply(ctx.req, 500, "plugin-error", MSG_PLUGIN_ERROR)
