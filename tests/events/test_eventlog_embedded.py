@@ -6,11 +6,12 @@ import asyncio
 import random
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
-from meshgate.events.api import ProduceRecord
+from meshgate.events.api import ProduceRecord, RecordMetadata
 from meshgate.events.embedded import EmbeddedEventLog
 from meshgate.events.embedded.partition import CorruptLog
 from meshgate.events.embedded.segment import Segment
@@ -225,6 +226,51 @@ def test_concurrent_produces_share_fsyncs_off_the_event_loop(
         assert sorted(m[0].offset for m in placed if m[0].partition == 0) == list(range(100))
         assert 2 <= len(sync_threads) <= 6, "group commit: a few fsyncs for 200 produces"
         assert all(name.startswith("eventlog-writer") for name in sync_threads)
+        await log.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_round_starts_at_the_produce_not_a_loop_turn_later(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    synced = threading.Event()
+    real_sync = Segment.sync
+
+    def signalling_sync(self: Segment) -> None:
+        real_sync(self)
+        synced.set()
+
+    async def scenario() -> None:
+        log = await EmbeddedEventLog.open(tmp_path)
+        await log.create_topic("t")
+        monkeypatch.setattr(Segment, "sync", signalling_sync)
+        future: asyncio.Future[list[RecordMetadata]] = asyncio.get_running_loop().create_future()
+        assert log.produce_into(future, "t", [ProduceRecord(value=b"v")], partition=0)
+        # the loop does not turn while this waits: the fsync runs beside it, not after it
+        assert synced.wait(5), "the round waited for the loop"
+        placed = await future
+        assert [(m.partition, m.offset) for m in placed] == [(0, 0)]
+        await log.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_produce_after_the_writer_stopped_fails_with_a_clear_error(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        log = await EmbeddedEventLog.open(tmp_path)
+        await log.create_topic("t")
+        writer, stopped = log._committer._writer, ThreadPoolExecutor(1)
+        stopped.shutdown()
+        log._committer._writer = stopped
+        future: asyncio.Future[list[RecordMetadata]] = asyncio.get_running_loop().create_future()
+        assert log.produce_into(future, "t", [ProduceRecord(value=b"v")], partition=0)
+        with pytest.raises(EventLogError, match="event log closed"):
+            await future
+        await log._committer.drain()  # idle again: nothing left in flight
+        log._committer._writer = writer
+        await produce_values(log, "t", [b"after"])
+        assert await values_of(log, "t") == [b"after"]
         await log.close()
 
     asyncio.run(scenario())
