@@ -6,7 +6,6 @@ import asyncio
 import random
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -15,6 +14,7 @@ from meshgate.events.api import ProduceRecord, RecordMetadata
 from meshgate.events.embedded import EmbeddedEventLog
 from meshgate.events.embedded.partition import CorruptLog
 from meshgate.events.embedded.segment import Segment
+from meshgate.events.embedded.writer import SerialWriter
 from meshgate.events.errors import EventLogError, LogLocked
 from meshgate.events.factory import open_event_log
 
@@ -249,8 +249,14 @@ def test_a_round_starts_at_the_produce_not_a_loop_turn_later(
         assert log.produce_into(future, "t", [ProduceRecord(value=b"v")], partition=0)
         # the loop does not turn while this waits: the fsync runs beside it, not after it
         assert synced.wait(5), "the round waited for the loop"
+        # the next round does not wait for the loop to hear that the first one ended
+        synced.clear()
+        second: asyncio.Future[list[RecordMetadata]] = asyncio.get_running_loop().create_future()
+        assert log.produce_into(second, "t", [ProduceRecord(value=b"w")], partition=0)
+        assert synced.wait(5), "the second round waited for the loop"
         placed = await future
         assert [(m.partition, m.offset) for m in placed] == [(0, 0)]
+        assert [(m.partition, m.offset) for m in await second] == [(0, 1)]
         await log.close()
 
     asyncio.run(scenario())
@@ -260,7 +266,7 @@ def test_a_produce_after_the_writer_stopped_fails_with_a_clear_error(tmp_path: P
     async def scenario() -> None:
         log = await EmbeddedEventLog.open(tmp_path)
         await log.create_topic("t")
-        writer, stopped = log._committer._writer, ThreadPoolExecutor(1)
+        writer, stopped = log._committer._writer, SerialWriter("stopped")
         stopped.shutdown()
         log._committer._writer = stopped
         future: asyncio.Future[list[RecordMetadata]] = asyncio.get_running_loop().create_future()

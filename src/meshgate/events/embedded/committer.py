@@ -1,25 +1,25 @@
 """Group commit for the embedded log: many concurrent produces, one fsync per partition per round.
 
-``enqueue`` queues records for a partition with the future to resolve. Rounds run one at a
-time on the writer thread: a round takes everything queued so far, appends it (one write per
-touched partition), fsyncs each touched partition once; back on the loop its futures are
-resolved in one pass, readers woken, and the next round starts with what was queued
-meanwhile. With no round running, an ``enqueue`` starts one at once, on the records queued so
-far, rather than at the next turn of the loop: the fsync runs while the loop reads the other
-requests that arrived together, instead of after them with the loop idle. Under load each
-fsync covers many produces. A future already done when its round ends (the caller stopped
-waiting) is left alone; its records are stored all the same.
+``enqueue`` hands records for a partition, with the future to resolve, to the log's
+``SerialWriter``. Its thread runs rounds back to back: a round takes every append queued so
+far, appends it (one write per touched partition) and fsyncs each touched partition once, then
+passes the outcomes to the loop (which resolves the round's futures in one pass and wakes
+long-polling readers) and at once starts the next round on what was queued meanwhile. A round
+starts when the first append arrives, not at the loop's next turn, and the next does not wait
+for the loop either: the fsyncs run while the loop reads requests. Under load each fsync covers
+many produces. A future already done when its round ends (the caller stopped waiting) is left
+alone; its records are stored all the same.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
 
 from meshgate.events.api import RecordMetadata
 from meshgate.events.embedded.partition import PartitionLog, PendingRecord
+from meshgate.events.embedded.writer import SerialWriter
 from meshgate.events.errors import EventLogError
 
 Placed = list[RecordMetadata]
@@ -34,48 +34,42 @@ class _Append:
 
 
 class GroupCommitter:
-    """Queues appends and flushes them in rounds on ``writer`` (a one-thread executor)."""
+    """Queues appends on ``writer`` and settles their futures as its rounds end."""
 
-    def __init__(self, writer: Executor, on_durable: Callable[[PartitionLog], None]) -> None:
+    def __init__(self, writer: SerialWriter, on_durable: Callable[[PartitionLog], None]) -> None:
         self._loop = asyncio.get_running_loop()
         self._writer = writer
+        writer.commit = self._commit
         self._on_durable = on_durable
-        self._pending: list[_Append] = []
-        self._idle: asyncio.Future[None] | None = None  # set while a round runs
+        self._queued = 0  # appends handed to the writer and not settled yet
+        self._idle: asyncio.Future[None] | None = None  # set while appends are queued
 
     def enqueue(
         self, log: PartitionLog, records: list[PendingRecord], future: asyncio.Future[Placed]
     ) -> None:
         """Queue ``records``; ``future`` gets their metadata once they are fsynced, or the
         error. Nobody awaiting it (``acks="none"``)? Mark it with ``unwatched``."""
-        self._pending.append(_Append(log, records, future))
+        try:
+            self._writer.append(_Append(log, records, future))
+        except RuntimeError as exc:  # the writer is shut down
+            future.set_exception(EventLogError(f"event log closed: {exc}"))
+            return
+        self._queued += 1
         if self._idle is None:
             self._idle = self._loop.create_future()
-            self._start_round()
 
     async def drain(self) -> None:
         """Wait until everything queued so far has been flushed (or failed)."""
         while self._idle is not None:
             await asyncio.shield(self._idle)
 
-    def _start_round(self) -> None:
-        batch, self._pending = self._pending, []
-        try:
-            written = self._writer.submit(_write_round, batch)
-        except RuntimeError as exc:  # the executor is shut down
-            self._round_done(batch, [EventLogError(f"event log closed: {exc}")] * len(batch))
-            return
-        written.add_done_callback(lambda done: self._from_writer(batch, done))
-
-    def _from_writer(self, batch: list[_Append], done: Future[Outcomes]) -> None:
-        """On the writer thread: hand the round's outcomes to the loop."""
+    def _commit(self, batch: list[_Append]) -> None:
+        """On the writer thread: one round, its outcomes handed to the loop."""
         outcomes: Outcomes
-        if done.cancelled():
-            outcomes = [EventLogError("event log closed")] * len(batch)
-        elif (exc := done.exception()) is not None:
-            outcomes = [exc] * len(batch)
-        else:
-            outcomes = done.result()
+        try:
+            outcomes = _write_round(batch)
+        except Exception as exc:  # a bug: fail the round's produces, keep the writer alive
+            outcomes = [EventLogError(f"write round failed: {exc!r}")] * len(batch)
         try:
             self._loop.call_soon_threadsafe(self._round_done, batch, outcomes)
         except RuntimeError:
@@ -93,9 +87,8 @@ class GroupCommitter:
             for log in {id(a.log): a.log for a in batch}.values():
                 self._on_durable(log)
         finally:
-            if self._pending:
-                self._start_round()
-            else:
+            self._queued -= len(batch)
+            if not self._queued:
                 idle, self._idle = self._idle, None
                 if idle is not None:
                     idle.set_result(None)

@@ -44,6 +44,7 @@ from meshgate.events.embedded.groups import GroupCoordinator
 from meshgate.events.embedded.partition import PartitionLog
 from meshgate.events.embedded.placement import pending_record, place_records
 from meshgate.events.embedded.wakeups import Wakeups
+from meshgate.events.embedded.writer import SerialWriter
 from meshgate.events.errors import (
     BrokerUnavailable,
     InvalidTopic,
@@ -81,7 +82,7 @@ class EmbeddedEventLog:
         self.max_record_bytes = max_record_bytes
         self.segment_bytes = segment_bytes
         self._loop = asyncio.get_running_loop()
-        self._writer = ThreadPoolExecutor(1, thread_name_prefix="eventlog-writer")
+        self._writer = SerialWriter("eventlog-writer")
         self._readers = ThreadPoolExecutor(reader_threads, thread_name_prefix="eventlog-reader")
         self._topics: dict[str, TopicInfo] = {}
         self._partitions: Partitions = {}
