@@ -70,6 +70,28 @@ def test_rest_v2_errors_and_partitions(tmp_path: Path) -> None:
     run(scenario())
 
 
+def test_v3_records_paths_are_judged_the_same_every_time(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        res: dict[str, Any] = {}
+        h = build("kafka-rest", embedded(tmp_path, allowed_topics=["a"]), res)
+        await h.event_log.create_topic("a", 1)
+        await h.event_log.create_topic("b", 1)
+        one = b'{"value": {"type": "JSON", "data": 1}}'
+        for expected_offset in (0, 1):  # the second request reads the remembered path
+            ctx = FakeContext("POST", "/k/v3/clusters/x/topics/a/records", body=one)
+            stored = body_json(await call(h, ctx))
+            assert (stored["error_code"], stored["offset"]) == (200, expected_offset)
+        for _ in range(2):  # a topic not allowed stays refused, remembered or not
+            ctx = FakeContext("POST", "/k/v3/clusters/x/topics/b/records", body=one)
+            assert (await call(h, ctx)).status == 404
+        for n in range(1100):  # many paths: the memo starts over instead of growing
+            h._v3_topic(f"/k/v3/clusters/x/topics/t{n}/records")
+        assert len(h._v3_topics) <= 1024
+        assert h._v3_topic("/k/v3/clusters/x/topics/a/partitions/0") is None  # not /records
+
+    asyncio.run(scenario())
+
+
 def test_acknowledged_equals_stored_when_the_log_goes_away(tmp_path: Path) -> None:
     async def scenario() -> int:
         res: dict[str, Any] = {}

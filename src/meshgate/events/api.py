@@ -97,6 +97,9 @@ def records_fit(records: Sequence[ProduceRecord], limit: int) -> bool:
     """True when no record can exceed ``limit`` (``record_size``): no headers, and the longest
     key plus the longest value fit. False means "look at each record" (one may still fit).
     Runs in C loops: a batch's check without a Python step per record."""
+    if len(records) == 1:
+        key, value, headers, _ = records[0]
+        return not headers and len(key or b"") + len(value or b"") <= limit
     if any(map(_HEADERS_OF, records)):
         return False
     longest_value = max(map(len, filter(None, map(_VALUE_OF, records))), default=0)

@@ -61,6 +61,11 @@ class ServedEventLog:
         self.log = log
         self.server = server
 
+    @property
+    def produce_target(self) -> EmbeddedEventLog:
+        """The log whose ``produce_into`` this one forwards to (called directly per request)."""
+        return self.log
+
     async def produce(
         self,
         topic: str,

@@ -133,7 +133,8 @@ class LazyEventLog:
         async with self._lock:
             if self._log is None:
                 self._log = log = await self._open()
-                self._fast = log if isinstance(log, ProduceInto) else None
+                inner = getattr(log, "produce_target", log)  # a wrapper's own log
+                self._fast = inner if isinstance(inner, ProduceInto) else None
             return self._log
 
     async def _open(self) -> EventLog:

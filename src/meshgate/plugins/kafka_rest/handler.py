@@ -78,6 +78,7 @@ class Handler(PluginHandler):
         self.waits = ProduceWaits(self.timeout)
         self.reports = V3Reports(config.cluster_id)
         self._plain_v3 = self.fast_log is not None and not self.acl.guards("produce")
+        self._v3_topics: dict[str, str | None] = {}  # path -> its records topic, or None
 
     def access(self, ctx: RequestContext) -> Any:
         if self._plain_v3 and "/records" in ctx.path and ctx.method == "POST":
@@ -90,11 +91,11 @@ class Handler(PluginHandler):
         """``access`` for a v3 ``.../records`` produce of keyless JSON values that the log
         takes at once (``_v3_json_values`` without a coroutine: the answer is made by
         ``_v3_sent`` when the records are stored); None: take the general path."""
-        match = _PRODUCE.search(ctx.path)
-        if match is None or not match.group("records"):
-            return None
-        topic = match.group("topic")
-        if self.allowed is not None and topic not in self.allowed:
+        path = ctx.path
+        topic = self._v3_topics.get(path, "")
+        if topic == "":
+            topic = self._v3_topic(path)
+        if topic is None:
             return None
         body = ctx.raw_body(self.body_limit)
         produced = rest_fast.v3_json_values(body)
@@ -107,6 +108,18 @@ class Handler(PluginHandler):
         except HttpProblem as problem:
             shaped = _v3_error(problem)
             ctx.exit(shaped.status, shaped.body, shaped.headers)
+
+    def _v3_topic(self, path: str) -> str | None:
+        """The allowed topic a v3 ``.../records`` path names, or None (remembered per path,
+        up to 1,024 paths)."""
+        match = _PRODUCE.search(path)
+        topic = match.group("topic") if match is not None and match.group("records") else None
+        if topic is not None and self.allowed is not None and topic not in self.allowed:
+            topic = None
+        if len(self._v3_topics) >= 1024:
+            self._v3_topics.clear()
+        self._v3_topics[path] = topic
+        return topic
 
     def _v3_sent(
         self, ctx: RequestContext, produced: list[ProduceRecord], outcome: Any
