@@ -104,7 +104,8 @@ class Handler(PluginHandler):
         assert self.fast_log is not None
         try:
             return self.waits.start(self.fast_log, self.conf, topic, produced, None, self.acks,
-                                    exit_for=self._v3_sent, ctx=ctx, state=produced)  # fmt: skip
+                                    sizes_checked=True, exit_for=self._v3_sent, ctx=ctx,
+                                    state=produced)  # fmt: skip  # records_fit checked them
         except HttpProblem as problem:
             shaped = _v3_error(problem)
             ctx.exit(shaped.status, shaped.body, shaped.headers)
