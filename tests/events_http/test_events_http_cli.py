@@ -73,3 +73,27 @@ def test_event_route_survives_a_restart(tmp_path: Path) -> None:
         stream.close()
     finally:
         gw.stop()
+
+
+@pytest.mark.slow
+def test_a_live_stream_opened_before_the_topic_exists_gets_its_first_record(
+    tmp_path: Path,
+) -> None:
+    config = tmp_path / "kong.yaml"
+    text = CONFIG.format(data=tmp_path / "events")
+    text = text.replace(
+        "mode: server-sent-events,", "mode: server-sent-events, auto_create_topic: true,"
+    )
+    config.write_text(text)
+    port = free_port()
+    gw = Gateway(config, port)
+    try:
+        stream = StreamClient(port, "/live")
+        assert stream.status == 200
+        status, _, body = gw.request("POST", "/orders", None, b'{"id":7}')
+        assert status == 200, body
+        [event] = stream.sse_events(1)
+        assert json.loads(event.data)["value"] == {"id": 7}
+        stream.close()
+    finally:
+        gw.stop()

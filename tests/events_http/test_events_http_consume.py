@@ -106,6 +106,15 @@ def test_start_positions_and_bad_cursors(tmp_path: Path) -> None:
             assert (await call(h, FakeContext("GET", bad))).status == 400
         assert (await call(h, FakeContext("GET", "/c?offset=99"))).status == 416
         assert (await call(h, FakeContext("GET", "/c?topic=other"))).status == 404
+        fresh = {"topics": [{"name": "fresh"}]}
+        missing = await call(build("kafka-consume", _config(tmp_path, **fresh), res),
+                             FakeContext("GET", "/c?timeout=0"))  # fmt: skip
+        assert (missing.status, body_json(missing)["message"]) == (404, "topic 'fresh' not found")
+        creating = build("kafka-consume", _config(tmp_path, auto_create_topic=True, **fresh), res)
+        for _ in range(2):  # created by the first read, then found
+            waited = await call(creating, FakeContext("GET", "/c?timeout=0"))
+            assert waited.status == 200, waited.body
+        assert (await h.event_log.describe_topic("fresh")).partitions == 1
         await close_logs(res)
 
     run(scenario())

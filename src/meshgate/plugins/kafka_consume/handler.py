@@ -23,13 +23,15 @@ import json
 from typing import Any
 
 from meshgate.events.api import ConsumedRecord
+from meshgate.events.errors import EventLogError, UnknownTopic
 from meshgate.events.http_api import cloudevents, ws_frames
 from meshgate.events.http_api.acl import TopicAcl, acl_groups
 from meshgate.events.http_api.consume import Reader, parse_start, resolve
 from meshgate.events.http_api.groups import GroupReaders, GroupSource
 from meshgate.events.http_api.logs import event_log_for
 from meshgate.events.http_api.params import first
-from meshgate.events.http_api.problems import HttpProblem
+from meshgate.events.http_api.problems import HttpProblem, problem_for
+from meshgate.events.http_api.produce import ensure_topic
 from meshgate.events.http_api.render import render_record
 from meshgate.events.http_api.streams import BlockCache, Source, run_sse, run_websocket
 from meshgate.events.http_api.support import answer, cursor_codec, shared_groups
@@ -57,6 +59,7 @@ class Handler(PluginHandler):
         self.conf = config
         self.event_log = log = event_log_for(config, env)
         self.topics = [t.name for t in config.topics]
+        self._present: set[str] = set()  # topics seen to exist (auto_create_topic)
         self.codec = cursor_codec(config.cursor_secret)
         self.watchers: Watchers = env.node_resource(
             f"events-watchers {id(log)}", lambda: Watchers(log)
@@ -92,6 +95,20 @@ class Handler(PluginHandler):
             raise _bad(f"{name} must be a non-negative integer")
         return min(int(text), cap)
 
+    async def _create_if_missing(self, topic: str) -> None:
+        """``auto_create_topic``: a reader of a topic nobody produced to yet waits for its
+        records instead of getting 404 (as Kafka consumers do with auto-creation on)."""
+        try:
+            try:
+                await self.event_log.describe_topic(topic)
+            except UnknownTopic:
+                await ensure_topic(self.event_log, self.conf, topic)
+        except EventLogError as exc:
+            raise problem_for(exc) from exc
+        if len(self._present) >= 1024:
+            self._present.clear()
+        self._present.add(topic)
+
     def _group(self, ctx: RequestContext) -> str | None:
         mode = self.conf.consumer_group.mode
         if mode == "manual":
@@ -102,6 +119,8 @@ class Handler(PluginHandler):
         return first(ctx.query().get(arg)) if arg else None
 
     async def _source(self, ctx: RequestContext, topic: str) -> Source:
+        if self.conf.auto_create_topic and topic not in self._present:
+            await self._create_if_missing(topic)
         group = self._group(ctx)
         if group is not None:
             return GroupSource(self.groups, group, topic, reset=self.conf.auto_offset_reset,
