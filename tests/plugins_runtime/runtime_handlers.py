@@ -214,9 +214,11 @@ class FutureWait(PluginHandler):
     PRIORITY = 800
     Config = FutureWaitConfig
 
-    def __init__(self, config: FutureWaitConfig, instance: PluginInstance, env: CompileEnv) -> None:
-        super().__init__(config, instance, env)
-        self.outcome = config.outcome
+    @property
+    def outcome(self) -> str:
+        config = self.config
+        assert isinstance(config, FutureWaitConfig)
+        return config.outcome
 
     def access(self, ctx: RequestContext) -> Any:
         loop = asyncio.get_running_loop()
