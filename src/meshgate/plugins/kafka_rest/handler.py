@@ -78,10 +78,10 @@ class Handler(PluginHandler):
         self.waits = ProduceWaits(self.timeout)
         self.reports = V3Reports(config.cluster_id)
         self._plain_v3 = self.fast_log is not None and not self.acl.guards("produce")
-        self._v3_topics: dict[str, str | None] = {}  # raw path -> its records topic, or None
+        self._v3_topics: dict[str, str | None] = {}  # path -> its records topic, or None
 
     def access(self, ctx: RequestContext) -> Any:
-        if self._plain_v3 and "/records" in ctx.raw_path and ctx.method == "POST":
+        if self._plain_v3 and "/records" in ctx.path and ctx.method == "POST":
             stored = self._v3_access(ctx)
             if stored is not None:
                 return stored
@@ -91,10 +91,10 @@ class Handler(PluginHandler):
         """``access`` for a v3 ``.../records`` produce of keyless JSON values that the log
         takes at once (``_v3_json_values`` without a coroutine: the answer is made by
         ``_v3_sent`` when the records are stored); None: take the general path."""
-        raw_path = ctx.raw_path  # the memo's key: no normalizing per request
-        topic = self._v3_topics.get(raw_path, "")
+        path = ctx.path
+        topic = self._v3_topics.get(path, "")
         if topic == "":
-            topic = self._v3_topic(raw_path, ctx.path)
+            topic = self._v3_topic(path)
         if topic is None:
             return None
         body = ctx.raw_body(self.body_limit)
@@ -110,16 +110,16 @@ class Handler(PluginHandler):
             shaped = _v3_error(problem)
             ctx.exit(shaped.status, shaped.body, shaped.headers)
 
-    def _v3_topic(self, raw_path: str, path: str) -> str | None:
-        """The allowed topic a v3 ``.../records`` path names (``path``: ``raw_path`` as the
-        router normalizes it), or None; remembered per raw path, up to 1,024 of them."""
+    def _v3_topic(self, path: str) -> str | None:
+        """The allowed topic a v3 ``.../records`` path names, or None (remembered per path,
+        up to 1,024 paths)."""
         match = _PRODUCE.search(path)
         topic = match.group("topic") if match is not None and match.group("records") else None
         if topic is not None and self.allowed is not None and topic not in self.allowed:
             topic = None
         if len(self._v3_topics) >= 1024:
             self._v3_topics.clear()
-        self._v3_topics[raw_path] = topic
+        self._v3_topics[path] = topic
         return topic
 
     def _v3_sent(

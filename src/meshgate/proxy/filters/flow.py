@@ -1,14 +1,15 @@
 """The engine side of plugins: run a route's chain on a live request and apply the result.
 
 ``start`` (from ``dispatch``, after routing) runs rewrite+access synchronously; the first
-handler that returns an awaitable hands the rest to a done callback when it is a future (a
-fast path's ``ExitFuture``), else to one task; client reading is paused meanwhile.  Routes whose chain ``needs_body`` first collect the whole request body (bounded:
-413).  Then the request is forwarded with the context's changes (``request_head``), or
-answered: an ``Exit`` goes through the response and body phases like an upstream answer, a
-plugin exception is logged with route and plugin and answered 500.  ``upstream_head`` and
-``filter_body`` are the response/body phases on the upstream's answer; ``finished`` (from
-the server's per-request log point) queues the log phase: one loop callback runs the log
-phases of every request finished in that turn of the loop.
+handler that returns an awaitable hands the rest to a done callback when it is a future (a fast
+path's ``ExitFuture``), else to one task; client reading is paused meanwhile. Routes whose
+chain ``needs_body`` first collect the whole request body (bounded: 413). Then the request is
+forwarded with the context's changes (``request_head``), or answered: an ``Exit`` goes through
+the response and body phases like an upstream answer, a plugin exception is logged with route
+and plugin and answered 500. ``upstream_head`` and ``filter_body`` are the response/body phases
+on the upstream's answer; ``finished`` (from the server's per-request log point) queues the log
+phase: one loop callback runs the log phases of every request finished in that turn of the
+loop.
 """
 
 from __future__ import annotations
@@ -104,8 +105,14 @@ class ProxyContext(HttpContext):
         return self.req.responded or self.client.closed
 
     def waited(self, future: asyncio.Future[Any]) -> None:
-        """Done callback of the future the plugin phase waits on."""
-        _settled(self, future)
+        """Done callback of the future the plugin phase waits on (``_wait``)."""
+        self.waiting = None
+        if future.cancelled():
+            _client_left(self)
+            return
+        pending = _step(self, self.resume_at, future.exception())
+        if pending is not None:
+            _wait(self, pending)
 
     # ------------------------------------------------------------------ plugin-made answers
 
@@ -296,17 +303,6 @@ def _wait(ctx: ProxyContext, pending: Pending) -> None:
         return
     route = ctx.croute.route
     ctx.waiting = tasks.spawn(_continue(ctx, pending), name=f"plugin {ctx.plugin} route {route.id}")
-
-
-def _settled(ctx: ProxyContext, future: asyncio.Future[Any]) -> None:
-    """``pending``'s future is done (``ProxyContext.waited``)."""
-    ctx.waiting = None
-    if future.cancelled():
-        _client_left(ctx)
-        return
-    pending = _step(ctx, ctx.resume_at, future.exception())
-    if pending is not None:
-        _wait(ctx, pending)
 
 
 async def _continue(ctx: ProxyContext, pending: Pending | None) -> None:
