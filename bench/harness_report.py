@@ -53,12 +53,15 @@ SHAKY_OTHER_LOAD_CORES = 0.3
 RATIO_PAIRS = (
     ("meshgate", "nginx"),
     ("meshgate", "envoy"),
+    ("meshgate", "pyfloor"),
+    ("pyfloor", "nginx"),
     ("envoy", "nginx"),
     ("direct", "nginx"),
     ("meshgate-10k", "meshgate-1route"),
     ("meshgate-plugins", "nginx"),
     ("meshgate-plugins", "envoy"),
     ("meshgate-plugins", "meshgate"),
+    ("meshgate-plugins", "pyfloor"),
 )
 
 

@@ -158,6 +158,18 @@ def start_envoy(
     return supervisor.start("envoy", argv, port, folder)
 
 
+def start_pyfloor(
+    supervisor: Supervisor, tools: Tools, workdir: Path, pin: list[str], upstream_port: int
+) -> Server:
+    """``floor_proxy.py`` (the least a uvloop + httptools proxy does) with meshgate's Python."""
+    python = Path(tools.meshgate).parent / "python"
+    interpreter = str(python) if python.is_file() else sys.executable
+    port = free_port()
+    script = REPO / "bench" / "floor_proxy.py"
+    argv = [*pin, interpreter, str(script), str(port), str(upstream_port)]
+    return supervisor.start("pyfloor", argv, port, _folder(workdir, "pyfloor"))
+
+
 def start_meshgate(
     supervisor: Supervisor,
     tools: Tools,

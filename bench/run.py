@@ -38,11 +38,11 @@ from harness_procs import (
 )
 from harness_wrk import WrkError, WrkResult, run_wrk
 
-ALL_SYSTEMS = ("direct", "nginx", "envoy", "meshgate")
+ALL_SYSTEMS = ("direct", "nginx", "envoy", "pyfloor", "meshgate")
 DEFAULT_CASES = "small-c1,small-c50,1k-c1,1k-c50,routes-c50,plugins-c1,plugins-c50"
 ROUTES_SYSTEMS = ("meshgate-1route", "meshgate-10k")
 # The plugins case: plain nginx and Envoy, meshgate without and with the plugins.
-PLUGINS_SYSTEMS = ("nginx", "envoy", "meshgate", "meshgate-plugins")
+PLUGINS_SYSTEMS = ("nginx", "envoy", "pyfloor", "meshgate", "meshgate-plugins")
 CASE_KINDS = ("small", "1k", "routes", "plugins")
 RESULTS_DIR = systems.REPO / "bench" / "results"
 
@@ -194,6 +194,9 @@ class Bench:
                 self.supervisor, self.tools, self.workdir, self.proxy_pin, upstream.port, pool
             ),
             "envoy": lambda: systems.start_envoy(
+                self.supervisor, self.tools, self.workdir, self.proxy_pin, upstream.port
+            ),
+            "pyfloor": lambda: systems.start_pyfloor(
                 self.supervisor, self.tools, self.workdir, self.proxy_pin, upstream.port
             ),
             "meshgate": lambda: meshgate(

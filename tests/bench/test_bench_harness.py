@@ -161,7 +161,7 @@ def test_cli_flags_parse_cases_systems_and_quick() -> None:
         ("1k", 7),
     ]
     assert options.cases[2].path == "/1k"
-    assert options.systems == ["direct", "nginx", "envoy", "meshgate"]
+    assert options.systems == ["direct", "nginx", "envoy", "pyfloor", "meshgate"]
     with pytest.raises(SystemExit):
         bench_run.parse_args(["--cases", "huge-c5"])
     with pytest.raises(SystemExit):
@@ -349,7 +349,7 @@ def test_harness_compares_proxies_and_route_counts_in_one_run(tmp_path: Path) ->
     fake.chmod(0o755)
     out = tmp_path / "results.json"
     done = _run_bench(
-        "--systems", "direct,nginx,meshgate", "--cases", "1k-c2,routes-c2", "--warmup", "0",
+        "--systems", "direct,nginx,pyfloor,meshgate", "--cases", "1k-c2,routes-c2", "--warmup", "0",
         "--meshgate-bin", str(fake), "--out", str(out),
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
@@ -359,6 +359,7 @@ def test_harness_compares_proxies_and_route_counts_in_one_run(tmp_path: Path) ->
     assert measured == {
         ("1k-c2", "direct"),
         ("1k-c2", "nginx"),
+        ("1k-c2", "pyfloor"),
         ("1k-c2", "meshgate"),
         ("routes-c2", "meshgate-1route"),
         ("routes-c2", "meshgate-10k"),
@@ -367,7 +368,9 @@ def test_harness_compares_proxies_and_route_counts_in_one_run(tmp_path: Path) ->
         assert m["rps"] > 0
         assert m["non_2xx"] == 0
         assert (m["cpu_us_per_req"] is None) == (m["system"] == "direct")
-    assert set(document["cases"]["1k-c2"]["ratios"]) >= {"meshgate/nginx rps", "meshgate/nginx cpu"}
+    assert set(document["cases"]["1k-c2"]["ratios"]) >= {
+        "meshgate/nginx rps", "meshgate/nginx cpu", "meshgate/pyfloor rps", "pyfloor/nginx rps"
+    }  # fmt: skip
     assert "meshgate-10k/meshgate-1route rps" in document["cases"]["routes-c2"]["ratios"]
     assert "meshgate/nginx rps" in done.stdout
     _assert_servers_stopped(document)
