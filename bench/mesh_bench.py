@@ -1,17 +1,19 @@
 """Mesh bench (issue 6): sidecar-pair added latency and RSS, control-plane push latency at scale.
 
-    .venv/bin/python bench/mesh_bench.py [--quick] [--dataplanes N] [--profile]
+    .venv/bin/python bench/mesh_bench.py [--quick] [--dataplanes N] [--profile] [--generator go]
 
 Part 1 — a ``meshgate cp``, an upstream (nginx, else meshgate's echo upstream) and, per mesh
 (``default`` without mTLS, ``secure`` with a builtin CA), a server-side sidecar (inbound →
 upstream) and a client-side sidecar (outbound → the server sidecar). One fixed-rate open-loop
-generator (``mesh_bench_load``, a process of its own) offers 1,000 rps to the upstream
-directly and through each pair (and, with nginx installed, through two chained nginx
-proxies: what two proxy hops cost on this machine at the least), alternating 1 s slices in
-the same run; latency counts from the intended send time, and the generator's own lateness
-(write time - intended time) is reported beside it.  Memory of every process is read from ``/proc/PID/smaps_rollup`` (RSS,
-PSS, USS) idle and, as a maximum, every 100 ms during the load (by this process, not the
-generator).
+generator (a process of its own) offers 1,000 rps to the upstream directly and through each
+pair (and, with nginx installed, through two chained nginx proxies: what two proxy hops cost
+on this machine at the least), alternating 1 s slices in the same run; latency counts from
+the intended send time, and the generator's own lateness (write time - intended time) is
+reported beside it.  The generator is ``loadgen/`` (Go, built into the work dir each run)
+when a Go toolchain is found, else its Python twin ``mesh_bench_load``; ``--generator`` picks.
+Memory of every process is read from ``/proc/PID/smaps_rollup`` (RSS, PSS, USS) idle and
+right after the load (with ``--sample-every 0.1``: the maximum of samples taken during it,
+~8 ms of CPU per sample, which shows in the latency tail).
 
 Part 2 — a fresh ``meshgate cp`` and N simulated dataplanes (``mesh_bench_dpsim``, real
 ``mgdp/1`` codec, in child processes); once all have ACKed, a MeshTimeout on the whole mesh
@@ -25,9 +27,11 @@ Prints a table; writes ``bench/results/mesh-<UTC time>.json``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -39,7 +43,13 @@ BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 
 import harness_configs  # noqa: E402
-from harness_procs import Server, StartError, Supervisor, tree_cpu_times  # noqa: E402
+from harness_procs import (  # noqa: E402
+    Server,
+    StartError,
+    Supervisor,
+    process_tree,
+    tree_cpu_times,
+)
 from harness_systems import _start_nginx, find_tools, start_upstream  # noqa: E402
 from mesh_bench_cp import (  # noqa: E402
     ControlPlane,
@@ -96,8 +106,52 @@ def start_nginx_pair(supervisor: Supervisor, workdir: Path, upstream_port: int) 
 
 # ---------------------------------------------------------------- part 1: sidecar pair
 
+GO_FALLBACK = Path("/usr/local/go/bin/go")
+
+
+def find_go() -> str | None:
+    found = shutil.which("go")
+    if found is None and os.access(GO_FALLBACK, os.X_OK):
+        found = str(GO_FALLBACK)
+    return found
+
+
+def generator_argv(kind: str, workdir: Path) -> list[str]:
+    """The load generator's command line without its flags; the Go one is built first."""
+    if kind == "python":
+        return [sys.executable, str(BENCH / "mesh_bench_load.py")]
+    go = find_go()
+    if go is None:
+        raise StartError(f"--generator go: no go on PATH nor at {GO_FALLBACK}")
+    binary = workdir / "loadgen"
+    env = dict(os.environ, GOFLAGS="-mod=mod", GOTOOLCHAIN="local", CGO_ENABLED="0")
+    env.setdefault("GOCACHE", str(Path(tempfile.gettempdir()) / "meshgate-bench-gocache"))
+    env.setdefault("GOPATH", str(Path(tempfile.gettempdir()) / "meshgate-bench-gopath"))
+    built = subprocess.run(
+        [go, "build", "-o", str(binary), "."],
+        cwd=BENCH / "loadgen", env=env, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    if built.returncode != 0:
+        raise StartError(f"go build of bench/loadgen failed:\n{built.stderr}")
+    return [str(binary)]
+
+
+def cpu_ticks() -> list[int]:
+    """The machine's CPU ticks since boot: user nice system idle iowait irq softirq steal."""
+    return [int(f) for f in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+
+
+def pin_tree(root_pid: int, cpu: int) -> None:
+    """Every thread of ``root_pid`` and its descendants onto core ``cpu``."""
+    for pid in process_tree(root_pid):
+        for task in Path(f"/proc/{pid}/task").glob("*"):
+            with contextlib.suppress(OSError):
+                os.sched_setaffinity(int(task.name), {cpu})
+
 
 def bench_pair(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+    generator_cmd = generator_argv(args.generator, workdir)
+    own_cpus = os.sched_getaffinity(0)
     supervisor = Supervisor()
     try:
         upstream, upstream_kind = start_any_upstream(supervisor, workdir)
@@ -127,23 +181,37 @@ def bench_pair(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             targets["nginx2"] = reference.port
         cpu_before = {name: sum(tree_cpu_times([pid]).__dict__.values())
                       for name, pid in watched.items()}  # fmt: skip
+        raw_out = ["--raw-out", str(args.raw_out)] if args.raw_out else []
+        if args.pin:  # proxies on core 0; generator, upstream, CP and this process on core 1
+            proxies = [p.pid for pair in pairs.values() for p in (pair.client, pair.server)]
+            proxies += [reference.pid] if reference is not None else []
+            for pid in proxies:
+                pin_tree(pid, 0)
+            for pid in (upstream.pid, cp.server.pid, os.getpid()):
+                pin_tree(pid, 1)
+        ticks_before = cpu_ticks()
         generator = subprocess.Popen(
-            [sys.executable, str(BENCH / "mesh_bench_load.py"), "--rate", str(args.rate),
-             "--duration", str(args.duration),
-             *(f"--target={name}={port}" for name, port in targets.items())],
+            [*generator_cmd, "--rate", str(args.rate), "--duration", str(args.duration),
+             *(f"--target={name}={port}" for name, port in targets.items()), *raw_out],
             stdout=subprocess.PIPE, text=True,
         )  # fmt: skip
+
+        def sample(with_links: bool) -> None:
+            for name, pid in watched.items():
+                for kind, value in memory_mb(pid).items():
+                    loaded[name][kind] = max(loaded[name][kind], value)
+            for mode, pair in pairs.items() if with_links else ():
+                links[mode] |= client_ports_to(pair.server.port)
+
         try:
             ticks = 0
             while generator.poll() is None:
-                time.sleep(0.1)
-                for name, pid in watched.items():
-                    for kind, value in memory_mb(pid).items():
-                        loaded[name][kind] = max(loaded[name][kind], value)
-                ticks += 1
-                if ticks % 10 == 0:
-                    for mode, pair in pairs.items():
-                        links[mode] |= client_ports_to(pair.server.port)
+                time.sleep(args.sample_every or 0.1)
+                if args.sample_every:  # reading smaps_rollup costs ~1 ms of CPU per process
+                    ticks += 1
+                    sample(with_links=ticks % 10 == 0)
+            if not args.sample_every:
+                sample(with_links=True)
             output, _ = generator.communicate()
         finally:
             if generator.poll() is None:
@@ -152,6 +220,7 @@ def bench_pair(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         if generator.returncode != 0:
             raise StartError(f"the load generator failed ({generator.returncode})")
         latency = json.loads(output)
+        spent = [after - before for after, before in zip(cpu_ticks(), ticks_before, strict=True)]
         cpu = {name: sum(tree_cpu_times([pid]).__dict__.values()) - cpu_before[name]
                for name, pid in watched.items()}  # fmt: skip
         added = {
@@ -161,6 +230,13 @@ def bench_pair(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         }
         return {
             "upstream": upstream_kind,
+            "generator": args.generator,
+            "pinned": args.pin,
+            "memory_sampled_every_s": args.sample_every,
+            "machine_cpu_share_during_load": {
+                "busy": (sum(spent) - spent[3] - spent[4]) / max(1, sum(spent)),
+                "steal": spent[7] / max(1, sum(spent)),
+            },
             "rate_rps": args.rate,
             "seconds_per_target": args.duration,
             "latency_ms": latency,
@@ -171,6 +247,7 @@ def bench_pair(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             "sidecar_to_sidecar_connections_seen": {m: len(p) for m, p in links.items()},
         }
     finally:
+        os.sched_setaffinity(0, own_cpus)
         supervisor.stop_all()
 
 
@@ -304,7 +381,8 @@ def print_table(result: dict[str, Any]) -> None:
     pair = result.get("pair")
     if pair:
         print(f"\nSidecar pair, {pair['rate_rps']} rps open loop, {pair['seconds_per_target']} s "
-              f"per target, upstream {pair['upstream']} (ms, from intended send time)")  # fmt: skip
+              f"per target, upstream {pair['upstream']}, generator {pair.get('generator', '?')}"
+              f"{', pinned' if pair.get('pinned') else ''} (ms, from intended send time)")  # fmt: skip
         print(
             f"{'target':<8}{'p50':>8}{'p90':>8}{'p99':>8}{'p99.9':>8}{'max':>9}{'n':>8}{'err':>6}{'drop':>6}"
         )
@@ -319,10 +397,15 @@ def print_table(result: dict[str, Any]) -> None:
         print("generator lateness (write - intended), p50/p99/max: "
               + ", ".join(f"{name} {_fmt(x['p50'])}/{_fmt(x['p99'])}/{_fmt(x['max'])}"
                           for name, x in late.items()))  # fmt: skip
+        share = pair.get("machine_cpu_share_during_load")
+        if share:
+            print(f"machine CPU during the load: {share['busy'] * 100:.0f}% busy, of it "
+                  f"{share['steal'] * 100:.1f}% stolen by the hypervisor (of all cores' time)")  # fmt: skip
         print(f"sidecar→sidecar connections seen (sampled): "
               f"{pair['sidecar_to_sidecar_connections_seen']}")  # fmt: skip
+        loaded_label = "loaded max" if pair.get("memory_sampled_every_s", 0.1) else "after load"
         print(f"{'process':<22}{'idle MB: RSS':>13}{'PSS':>6}{'USS':>6}"
-              f"{'loaded max: RSS':>17}{'PSS':>6}{'USS':>6}{'CPU s':>8}")  # fmt: skip
+              f"{loaded_label + ': RSS':>17}{'PSS':>6}{'USS':>6}{'CPU s':>8}")  # fmt: skip
         for name, idle in pair["memory_idle_mb"].items():
             loaded = pair["memory_loaded_max_mb"][name]
             print(f"{name:<22}{idle['rss']:>13.1f}{idle['pss']:>6.1f}{idle['uss']:>6.1f}"
@@ -372,7 +455,32 @@ def main() -> None:
     parser.add_argument("--update-timeout", type=float, default=120.0)
     parser.add_argument("--profile", action="store_true", help="py-spy the CP in part 2")
     parser.add_argument("--only", choices=("pair", "scale"), default=None)
+    parser.add_argument(
+        "--generator",
+        choices=("go", "python"),
+        default=None,
+        help="part 1's load generator (default: go when a Go toolchain is found, else python)",
+    )
+    parser.add_argument(
+        "--raw-out", default=None, help="go generator: CSV of every measured request"
+    )
+    parser.add_argument(
+        "--sample-every",
+        type=float,
+        default=0.0,
+        help="pair: seconds between memory samples during the load (default 0: once, right "
+        "after it; each sample costs ~8 ms of CPU and moves direct p99 from ~1.3 to ~3 ms)",
+    )
+    parser.add_argument(
+        "--pin", action="store_true", help="pair: proxies on core 0, everything else on core 1"
+    )
     args = parser.parse_args()
+    if args.raw_out is not None and args.generator == "python":
+        parser.error("--raw-out needs --generator go")
+    if args.generator is None:
+        args.generator = "go" if find_go() is not None else "python"
+    if args.only in (None, "pair"):
+        print(f"load generator: {args.generator}", flush=True)
     args.duration = args.duration or (3.0 if args.quick else 10.0)
     args.dataplanes = args.dataplanes or (100 if args.quick else 1000)
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)

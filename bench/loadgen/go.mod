@@ -1,0 +1,3 @@
+module meshgate.invalid/loadgen
+
+go 1.22
