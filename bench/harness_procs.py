@@ -87,10 +87,14 @@ def tree_cpu_times(pids: list[int]) -> CpuTimes:
     return CpuTimes(user_ticks / CLOCK_TICKS_PER_S, sys_ticks / CLOCK_TICKS_PER_S)
 
 
+def cpu_ticks() -> list[int]:
+    """The machine's CPU ticks since boot: user nice system idle iowait irq softirq steal."""
+    return [int(f) for f in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+
+
 def machine_busy_s() -> float:
     """CPU seconds all cores spent on anything but idle and I/O wait since boot (incl. steal)."""
-    fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
-    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(f) for f in fields[:8])
+    user, nice, system, _idle, _iowait, irq, softirq, steal = cpu_ticks()
     return (user + nice + system + irq + softirq + steal) / CLOCK_TICKS_PER_S
 
 

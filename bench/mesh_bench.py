@@ -45,6 +45,7 @@ from harness_procs import (  # noqa: E402
     Server,
     StartError,
     Supervisor,
+    cpu_ticks,
     tree_cpu_times,
 )
 from harness_systems import _start_nginx, find_tools, start_upstream  # noqa: E402
@@ -61,7 +62,7 @@ from mesh_bench_cp import (  # noqa: E402
     stop_profiler,
     wait_http_ok,
 )
-from mesh_bench_gen import cpu_ticks, find_go, generator_argv, pin_tree  # noqa: E402
+from mesh_bench_gen import find_go, generator_argv, pin_tree  # noqa: E402
 from mesh_bench_load import percentiles  # noqa: E402
 from mesh_bench_report import print_table  # noqa: E402
 

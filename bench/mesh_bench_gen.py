@@ -1,5 +1,5 @@
 """Mesh bench, part 1's load generator: the Go one built from ``bench/loadgen`` (or the Python
-twin ``mesh_bench_load``), and the machine facts read beside it (CPU ticks, core pinning)."""
+twin ``mesh_bench_load``), and core pinning for ``--pin``."""
 
 from __future__ import annotations
 
@@ -44,11 +44,6 @@ def generator_argv(kind: str, workdir: Path) -> list[str]:
     if built.returncode != 0:
         raise StartError(f"go build of bench/loadgen failed:\n{built.stderr}")
     return [str(binary)]
-
-
-def cpu_ticks() -> list[int]:
-    """The machine's CPU ticks since boot: user nice system idle iowait irq softirq steal."""
-    return [int(f) for f in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
 
 
 def pin_tree(root_pid: int, cpu: int) -> None:
