@@ -14,8 +14,10 @@ import json
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, Final, NoReturn
 from urllib.parse import parse_qs
+
+from mypy_extensions import mypyc_attr
 
 from meshgate.proxy.filters.api import Exit, Phase, PhaseError
 from meshgate.proxy.filters.headers import (
@@ -38,7 +40,7 @@ _EXIT = frozenset({Phase.REWRITE, Phase.ACCESS, Phase.RESPONSE})
 _RESPONSE_WRITE = frozenset({Phase.REWRITE, Phase.ACCESS, Phase.RESPONSE})
 _RESPONSE_READ = frozenset({Phase.RESPONSE, Phase.BODY, Phase.LOG})
 JSON_TYPE = "application/json; charset=utf-8"
-DEFAULT_BODY_LIMIT = 8 * 1024 * 1024
+DEFAULT_BODY_LIMIT: Final = 8 * 1024 * 1024
 
 
 def _json(data: Any) -> bytes:
@@ -51,6 +53,9 @@ def _message_json(message: str) -> bytes:
     return _json({"message": message})
 
 
+# plugin tests subclass it (``filters.testing.FakeContext``), also when mypyc compiled this
+# module (bench/build_native.py)
+@mypyc_attr(allow_interpreted_subclasses=True)
 class HttpContext:
     """Implements ``meshgate.proxy.filters.api.RequestContext`` for one request."""
 

@@ -175,7 +175,7 @@ class ProxyContext(HttpContext):
         self.bytes_sent = bytes_sent
         self.exchange = exchange
         if self.later_phases()[2]:
-            queue = _log_queue
+            queue = _thread_log_queue()
             contexts = queue.contexts
             if contexts and queue.loop is self.client.engine.loop:
                 contexts.append(self)  # a drain is scheduled already
@@ -200,10 +200,12 @@ class ProxyContext(HttpContext):
             req.ctx = None
 
 
-class _LogQueue(threading.local):
+class _LogQueue:
     """The requests of this thread's loop whose log phase is due: one loop callback runs
     them all, rather than one callback per request (the log phase runs after the response
-    is out, never inside the callback that finished it)."""
+    is out, never inside the callback that finished it).  One per thread (``log_queue``)."""
+
+    __slots__ = ("contexts", "loop")
 
     def __init__(self) -> None:
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -222,7 +224,16 @@ class _LogQueue(threading.local):
             _log_phase(ctx)
 
 
-_log_queue = _LogQueue()
+# holds this thread's ``_LogQueue`` as ``log_queue`` (not a subclass: mypyc compiles this module
+# in bench/build_native.py, and a compiled subclass of threading.local crashes)
+_thread_state = threading.local()
+
+
+def _thread_log_queue() -> _LogQueue:
+    queue: _LogQueue | None = getattr(_thread_state, "log_queue", None)
+    if queue is None:
+        queue = _thread_state.log_queue = _LogQueue()
+    return queue
 
 
 def _log_phase(ctx: ProxyContext) -> None:
@@ -376,11 +387,11 @@ _dispatch_forward: Any = None  # ``dispatch.forward``, imported on first use (di
 
 def _forward(ctx: ProxyContext) -> None:
     global _dispatch_forward
-    forward = _dispatch_forward
+    forward: Any = _dispatch_forward
     if forward is None:
-        from meshgate.proxy.http.dispatch import forward
+        from meshgate.proxy.http import dispatch
 
-        _dispatch_forward = forward
+        forward = _dispatch_forward = dispatch.forward
     ctx.phase = Phase.RESPONSE  # nothing may change the request any more
     forward(ctx.client, ctx.req, ctx.croute, ctx.match, ctx)
 

@@ -6,7 +6,7 @@ name, a cookie, the normalized path) is derived lazily, only when asked.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
 import httptools
 
@@ -162,7 +162,8 @@ def parse_target(req: ProxyRequest) -> None:
             raise HeadError(400, "bad-request", "invalid request target") from None
         if not parsed.host:
             raise HeadError(400, "bad-request", "invalid request target")
-        req.host = parsed.host + (b":%d" % parsed.port if parsed.port else b"")
+        port = cast(Any, parsed).port  # httptools types it int; it is None when absent
+        req.host = parsed.host + (b":%d" % port if port else b"")
         req.raw_path = parsed.path or b"/"
         req.raw_query = parsed.query
         return

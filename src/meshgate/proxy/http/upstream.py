@@ -12,6 +12,7 @@ import logging
 from typing import TYPE_CHECKING, cast
 
 import httptools
+from mypy_extensions import mypyc_attr
 
 from meshgate.proxy.http.clock import monotonic
 from meshgate.proxy.http.heads import (
@@ -36,6 +37,7 @@ class _SkipBody(Exception):
     """Raised from ``on_headers_complete`` of a HEAD response: the parser must not wait for a body."""
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # policy.LimitedUpstream, when compiled
 class UpstreamProtocol(asyncio.Protocol):
     """A pooled HTTP/1.1 client connection."""
 
