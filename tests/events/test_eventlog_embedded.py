@@ -205,7 +205,7 @@ def test_topics_and_group_offsets_survive_restart(tmp_path: Path) -> None:
     asyncio.run(scenario())
 
 
-def test_concurrent_produces_share_fsyncs_off_the_event_loop(
+def test_on_the_writer_thread_concurrent_produces_share_fsyncs_off_the_event_loop(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     sync_threads: list[str] = []
@@ -218,7 +218,7 @@ def test_concurrent_produces_share_fsyncs_off_the_event_loop(
     monkeypatch.setattr(Segment, "sync", counting_sync)
 
     async def scenario() -> None:
-        log = await EmbeddedEventLog.open(tmp_path)
+        log = await EmbeddedEventLog.open(tmp_path, fsync_process=False)  # the writer thread
         await log.create_topic("t", partitions=2)
         sync_threads.clear()
         calls = [log.produce("t", [ProduceRecord(value=b"v")], partition=i % 2) for i in range(200)]
@@ -242,7 +242,7 @@ def test_a_round_starts_at_the_produce_not_a_loop_turn_later(
         synced.set()
 
     async def scenario() -> None:
-        log = await EmbeddedEventLog.open(tmp_path)
+        log = await EmbeddedEventLog.open(tmp_path, fsync_process=False)  # the writer thread
         await log.create_topic("t")
         monkeypatch.setattr(Segment, "sync", signalling_sync)
         future: asyncio.Future[list[RecordMetadata]] = asyncio.get_running_loop().create_future()
@@ -264,7 +264,7 @@ def test_a_round_starts_at_the_produce_not_a_loop_turn_later(
 
 def test_a_produce_after_the_writer_stopped_fails_with_a_clear_error(tmp_path: Path) -> None:
     async def scenario() -> None:
-        log = await EmbeddedEventLog.open(tmp_path)
+        log = await EmbeddedEventLog.open(tmp_path, fsync_process=False)  # the writer thread
         await log.create_topic("t")
         writer, stopped = log._committer._writer, SerialWriter("stopped")
         stopped.shutdown()
@@ -282,11 +282,11 @@ def test_a_produce_after_the_writer_stopped_fails_with_a_clear_error(tmp_path: P
     asyncio.run(scenario())
 
 
-def test_failed_fsync_fails_the_produce_and_the_partition(
+def test_on_the_writer_thread_a_failed_fsync_fails_the_produce_and_the_partition(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     async def scenario() -> None:
-        log = await EmbeddedEventLog.open(tmp_path)
+        log = await EmbeddedEventLog.open(tmp_path, fsync_process=False)  # the writer thread
         await log.create_topic("t")
         await produce_values(log, "t", [b"kept"])
 

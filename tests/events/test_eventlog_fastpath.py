@@ -91,7 +91,8 @@ def test_a_failed_fsync_fails_the_future(tmp_path: Path, monkeypatch: pytest.Mon
         raise OSError("disk gone")
 
     async def scenario() -> None:
-        log = await EmbeddedEventLog.open(f"{tmp_path}/log")
+        # the writer thread's fsync; the fsync process's: test_eventlog_fsync_process
+        log = await EmbeddedEventLog.open(f"{tmp_path}/log", fsync_process=False)
         await log.create_topic("t")
         monkeypatch.setattr(Segment, "sync", broken_sync)
         future: asyncio.Future[list[RecordMetadata]] = asyncio.get_running_loop().create_future()

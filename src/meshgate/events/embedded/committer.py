@@ -1,14 +1,20 @@
 """Group commit for the embedded log: many concurrent produces, one fsync per partition per round.
 
-``enqueue`` hands records for a partition, with the future to resolve, to the log's
-``SerialWriter``. Its thread runs rounds back to back: a round takes every append queued so
-far, appends it (one write per touched partition) and fsyncs each touched partition once, then
-passes the outcomes to the loop (which resolves the round's futures in one pass and wakes
-long-polling readers) and at once starts the next round on what was queued meanwhile. A round
-starts when the first append arrives, not at the loop's next turn, and the next does not wait
-for the loop either: the fsyncs run while the loop reads requests. Under load each fsync covers
-many produces. A future already done when its round ends (the caller stopped waiting) is left
-alone; its records are stored all the same.
+``enqueue`` queues records for a partition with the future to resolve. One round runs at a time;
+it takes every append queued so far, appends it (one write per touched partition) and fsyncs each
+touched partition once, then resolves the round's futures in one pass, wakes long-polling
+readers and starts the next round at once on what was queued meanwhile. Under load each fsync
+covers many produces. A future already done when its round ends (the caller stopped waiting) is
+left alone; its records are stored all the same.
+
+Where a round runs:
+* normally on the event loop, which writes (page cache, no roll) and hands the fsyncs to the
+  log's fsync process (``syncer``); the loop carries on and settles the round when the process
+  answers. A round starts at the produce when none is in flight, else when the one in flight
+  ends.
+* on the log's writer thread (``SerialWriter``) when the process is not ready or was lost, or
+  when a partition needs a new segment (a roll fsyncs the old one and the directory). Its
+  outcomes come back with ``call_soon_threadsafe``.
 """
 
 from __future__ import annotations
@@ -19,6 +25,8 @@ from dataclasses import dataclass, field
 
 from meshgate.events.api import RecordMetadata
 from meshgate.events.embedded.partition import PartitionLog, PendingRecord
+from meshgate.events.embedded.segment import Segment
+from meshgate.events.embedded.syncer import FsyncProcess, SyncTarget
 from meshgate.events.embedded.writer import SerialWriter
 from meshgate.events.errors import EventLogError
 
@@ -33,35 +41,140 @@ class _Append:
     future: asyncio.Future[Placed] = field(repr=False)
 
 
-class GroupCommitter:
-    """Queues appends on ``writer`` and settles their futures as its rounds end."""
+@dataclass(slots=True)
+class _InPlace:
+    """A partition's part of a round written by the loop, waiting for its fsync."""
 
-    def __init__(self, writer: SerialWriter, on_durable: Callable[[PartitionLog], None]) -> None:
+    log: PartitionLog
+    segment: Segment
+    size: int
+    next_offset: int
+    indexes: list[int]
+
+
+class GroupCommitter:
+    """Runs the rounds (see the module docstring) and settles their futures."""
+
+    def __init__(
+        self,
+        writer: SerialWriter,
+        on_durable: Callable[[PartitionLog], None],
+        syncer: FsyncProcess | None = None,
+    ) -> None:
         self._loop = asyncio.get_running_loop()
         self._writer = writer
         writer.commit = self._commit
+        self._syncer = syncer
         self._on_durable = on_durable
-        self._queued = 0  # appends handed to the writer and not settled yet
-        self._idle: asyncio.Future[None] | None = None  # set while appends are queued
+        self._pending: list[_Append] = []  # not yet in a round
+        self._syncing = False  # a round written on the loop waits for the fsync process
+        self._on_thread = 0  # appends handed to the writer thread and not settled yet
+        self._idle: asyncio.Future[None] | None = None  # set while appends are not settled
+
+    def attach(self, syncer: FsyncProcess | None) -> None:
+        """Sync through ``syncer`` from now on (once it is ready)."""
+        self._syncer = syncer
 
     def enqueue(
-        self, log: PartitionLog, records: list[PendingRecord], future: asyncio.Future[Placed]
+        self,
+        log: PartitionLog,
+        records: list[PendingRecord],
+        future: asyncio.Future[Placed],
+        *,
+        start: bool = True,
     ) -> None:
         """Queue ``records``; ``future`` gets their metadata once they are fsynced, or the
-        error. Nobody awaiting it (``acks="none"``)? Mark it with ``unwatched``."""
-        try:
-            self._writer.append(_Append(log, records, future))
-        except RuntimeError as exc:  # the writer is shut down
-            future.set_exception(EventLogError(f"event log closed: {exc}"))
-            return
-        self._queued += 1
+        error. Nobody awaiting it (``acks="none"``)? Mark it with ``unwatched``. ``start=False``
+        when more appends of the same produce follow at once (they join the same round)."""
+        self._pending.append(_Append(log, records, future))
         if self._idle is None:
             self._idle = self._loop.create_future()
+        if start and not self._syncing:
+            self._pump()
 
     async def drain(self) -> None:
         """Wait until everything queued so far has been flushed (or failed)."""
         while self._idle is not None:
             await asyncio.shield(self._idle)
+
+    def _pump(self) -> None:
+        """Start what can start: a round on the loop when nothing else is in flight, else
+        (no fsync process) hand the appends to the writer thread, which runs its rounds back to
+        back without waiting for the loop."""
+        if self._syncing or not self._pending:
+            if not (self._syncing or self._on_thread or self._pending):
+                idle, self._idle = self._idle, None
+                if idle is not None:
+                    idle.set_result(None)
+            return
+        syncer = self._syncer
+        if syncer is not None and syncer.usable:
+            if self._on_thread:
+                return  # the thread's rounds end first: one writer per partition at a time
+            batch, self._pending = self._pending, []
+            if self._round_in_place(batch, syncer):
+                return
+            self._pending = batch + self._pending
+        batch, self._pending = self._pending, []
+        for position, append in enumerate(batch):
+            try:
+                self._writer.append(append)
+            except RuntimeError as exc:  # the writer is shut down
+                refused = batch[position:]
+                self._syncing = True  # settled as a round of its own, on the loop
+                self._settle(refused, [EventLogError(f"event log closed: {exc}")] * len(refused))
+                return
+            self._on_thread += 1
+
+    def _round_in_place(self, batch: list[_Append], syncer: FsyncProcess) -> bool:
+        """Write ``batch`` on the loop and have the fsync process sync it; False (nothing
+        written) when a partition needs the writer thread (a roll, a failed partition)."""
+        by_log: dict[int, list[int]] = {}
+        for index, append in enumerate(batch):
+            by_log.setdefault(id(append.log), []).append(index)
+        groups = [(batch[indexes[0]].log, indexes) for indexes in by_log.values()]
+        if not all(log.fits_in_place([batch[i].records for i in ix]) for log, ix in groups):
+            return False
+        outcomes: Outcomes = [EventLogError("not written")] * len(batch)
+        parts: list[_InPlace] = []
+        for log, indexes in groups:
+            try:
+                placed, segment = log.append_in_place([batch[i].records for i in indexes])
+            except EventLogError as exc:  # the write failed (and was cut back)
+                for index in indexes:
+                    outcomes[index] = exc
+                continue
+            _place(log, indexes, placed, outcomes)
+            parts.append(_InPlace(log, segment, segment.size, segment.next_offset, indexes))
+        targets: list[SyncTarget] = [(part.segment.fileno(), False) for part in parts]
+
+        def synced(errnos: list[int] | None) -> None:
+            self._synced(batch, outcomes, parts, errnos)
+
+        self._syncing = True
+        if parts and not syncer.sync(targets, synced):
+            synced(None)  # lost between usable and now: the written records fail, unpublished
+        elif not parts:
+            self._settle(batch, outcomes)
+        return True
+
+    def _synced(self, batch: list[_Append], outcomes: Outcomes, parts: list[_InPlace],
+                errnos: list[int] | None) -> None:  # fmt: skip
+        """The fsync process answered for a round written in place (None: it is gone)."""
+        for position, part in enumerate(parts):
+            errno_ = None if errnos is None else errnos[position]
+            if errno_ == 0:
+                part.log.published(part.segment, part.size, part.next_offset)
+                continue
+            failure = (
+                EventLogError("the event log's fsync process is gone; not acknowledged")
+                if errno_ is None
+                else part.log.sync_failed(part.segment, errno_)
+            )
+            for index in part.indexes:
+                if not isinstance(outcomes[index], BaseException):
+                    outcomes[index] = failure
+        self._settle(batch, outcomes)
 
     def _commit(self, batch: list[_Append]) -> None:
         """On the writer thread: one round, its outcomes handed to the loop."""
@@ -71,11 +184,16 @@ class GroupCommitter:
         except Exception as exc:  # a bug: fail the round's produces, keep the writer alive
             outcomes = [EventLogError(f"write round failed: {exc!r}")] * len(batch)
         try:
-            self._loop.call_soon_threadsafe(self._round_done, batch, outcomes)
+            self._loop.call_soon_threadsafe(self._settle, batch, outcomes, True)
         except RuntimeError:
             pass  # the loop is closed; nobody is waiting any more
 
-    def _round_done(self, batch: list[_Append], outcomes: Outcomes) -> None:
+    def _settle(self, batch: list[_Append], outcomes: Outcomes, on_thread: bool = False) -> None:
+        """On the loop: a round is over; resolve its futures, start what waited for it."""
+        if on_thread:
+            self._on_thread -= len(batch)
+        else:
+            self._syncing = False
         try:
             for append, outcome in zip(batch, outcomes, strict=True):
                 if append.future.done():
@@ -87,11 +205,18 @@ class GroupCommitter:
             for log in {id(a.log): a.log for a in batch}.values():
                 self._on_durable(log)
         finally:
-            self._queued -= len(batch)
-            if not self._queued:
-                idle, self._idle = self._idle, None
-                if idle is not None:
-                    idle.set_result(None)
+            self._pump()
+
+
+def _place(log: PartitionLog, indexes: list[int], placed: list[list[tuple[int, int]] | BaseException],
+           outcomes: Outcomes) -> None:  # fmt: skip
+    topic, number = log.topic, log.partition
+    for index, one in zip(indexes, placed, strict=True):
+        outcomes[index] = (
+            one
+            if isinstance(one, BaseException)
+            else [RecordMetadata(topic, number, o, t) for o, t in one]
+        )
 
 
 def _write_round(batch: list[_Append]) -> Outcomes:
@@ -108,13 +233,7 @@ def _write_round(batch: list[_Append]) -> Outcomes:
             placed = log.append_batches([batch[i].records for i in indexes])
         except (EventLogError, OSError, ValueError) as exc:
             placed = [exc] * len(indexes)
-        topic, number = log.topic, log.partition
-        for index, one in zip(indexes, placed, strict=True):
-            outcomes[index] = (
-                one
-                if isinstance(one, BaseException)
-                else [RecordMetadata(topic, number, o, t) for o, t in one]
-            )
+        _place(log, indexes, placed, outcomes)
         try:
             log.sync()
         except (EventLogError, OSError, ValueError) as exc:

@@ -8,8 +8,11 @@ only once fsynced (the high watermark), so a reader never sees a record a crash 
 Committed group offsets and the topic catalog are fsynced before their calls return too.
 ``acks="none"`` returns once the records are queued (offset -1); they are still fsynced.
 
-Threads: file writes and fsyncs run on one dedicated writer thread, reads on a small reader
-pool; the event loop never blocks on disk. In-memory maps (topics, partitions) are only changed
+Where the disk work runs: produces are written by the event loop (a page-cache write per
+partition per round) and fsynced by the log's fsync process (``syncer``), which the loop does
+not wait for; segment rolls, topic and offset changes, retention, and every round while that
+process is not ready or is gone, run on one dedicated writer thread; reads on a small reader
+pool. The event loop never waits for an fsync. In-memory maps (topics, partitions) are only changed
 on the event loop. Long-polling fetches wait on ``wakeups`` that each flush round resolves.
 
 One process: the log directory is locked (``lock``, flock) by the process that opens it; a
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import shutil
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -43,6 +47,7 @@ from meshgate.events.embedded.group_offsets import GroupOffsets
 from meshgate.events.embedded.groups import GroupCoordinator
 from meshgate.events.embedded.partition import PartitionLog
 from meshgate.events.embedded.placement import pending_record, place_records
+from meshgate.events.embedded.syncer import FsyncProcess
 from meshgate.events.embedded.wakeups import Wakeups
 from meshgate.events.embedded.writer import SerialWriter
 from meshgate.events.errors import (
@@ -56,7 +61,10 @@ from meshgate.events.errors import (
 from meshgate.events.partitioner import StickyPartitioner
 from meshgate.tasks import spawn
 
+_log = logging.getLogger("meshgate.events.embedded")
 T = TypeVar("T")
+FSYNC_START_SECONDS = 5.0  # the fsync process says ready in ~20 ms; after this, rounds go on
+# on the writer thread until it does
 TopicPartition = tuple[str, int]
 Partitions = dict[TopicPartition, PartitionLog]
 
@@ -94,6 +102,7 @@ class EmbeddedEventLog:
         self._group_offsets: GroupOffsets | None = None
         self._groups = GroupCoordinator(self)
         self._retention_task: asyncio.Task[None] | None = None
+        self._syncer: FsyncProcess | None = None
         self._closed = False
 
     @classmethod
@@ -107,11 +116,13 @@ class EmbeddedEventLog:
         segment_bytes: int = 64 * 1024 * 1024,
         reader_threads: int = 4,
         retention_check_seconds: float = 300.0,
+        fsync_process: bool = True,
     ) -> EmbeddedEventLog:
         """Lock ``root`` (created if missing), load topics, recover every partition.
 
         Retention (``retention.bytes``/``retention.ms`` topic configs) runs when a segment rolls
         and every ``retention_check_seconds``; it deletes whole sealed segments only.
+        ``fsync_process=False``: no fsync process, every round on the writer thread.
         """
         log = cls(
             Path(root),
@@ -137,6 +148,11 @@ class EmbeddedEventLog:
             log._writer.shutdown()
             log._readers.shutdown()
             raise
+        if fsync_process:
+            log._syncer = FsyncProcess.start(log._loop)
+            if log._syncer is not None and not await log._syncer.wait_ready(FSYNC_START_SECONDS):
+                _log.warning("the event log's fsync process is not ready: fsync on a thread")
+            log._committer.attach(log._syncer)
         log._retention_task = spawn(log._retention_loop(), name="eventlog-retention")
         return log
 
@@ -211,6 +227,8 @@ class EmbeddedEventLog:
             info = await self.describe_topic(name)
             self._topics = {n: t for n, t in self._topics.items() if n != name}
             removed = [self._partitions.pop((name, n)) for n in range(info.partitions)]
+            for partition in removed:  # appends still queued fail, and never on the loop
+                partition.retire("deleted with its topic")
             for number in range(info.partitions):
                 self._wakeups.wake((name, number))
             await self._on_writer(self._delete_files, name, removed, dict(self._topics))
@@ -268,12 +286,14 @@ class EmbeddedEventLog:
         for index, number in enumerate(chosen):
             by_partition.setdefault(number, []).append(index)
         futures = {}
-        for number, indexes in by_partition.items():
+        last = len(by_partition) - 1
+        for position, (number, indexes) in enumerate(by_partition.items()):
             futures[number] = future = unwatched(self._loop.create_future())
             self._committer.enqueue(
                 self.partition_log(topic, number),
                 [pending_record(records[i]) for i in indexes],
                 future,
+                start=position == last,
             )
         if acks == "none":
             return [RecordMetadata(topic, number, -1, -1) for number in chosen]
@@ -399,6 +419,8 @@ class EmbeddedEventLog:
             self._retention_task.cancel()
         await self._groups.close()
         await self._committer.drain()
+        if self._syncer is not None:
+            await self._syncer.close()
         self._wakeups.wake_all()
         await self._on_writer(self._close_files)
         await self._loop.run_in_executor(None, self._readers.shutdown)

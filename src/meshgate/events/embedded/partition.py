@@ -1,11 +1,13 @@
-"""One topic-partition of the embedded log: a directory of segments, appended by one thread.
+"""One topic-partition of the embedded log: a directory of segments, appended by one writer.
 
 Durability rule: records are written by ``append`` and become visible (below the high
 watermark) only after ``sync`` fsynced them. A segment is fsynced before the next one is
 created, so only the last segment can have a torn tail; ``open`` truncates it to the last valid
 frame. A torn or corrupt frame in an older segment is real corruption and refuses to open.
 
-Threads: one writer (``append``/``sync``/``enforce_retention``), many readers (``read``,
+Threads: one writer at a time — the writer thread (``append``/``sync``/``enforce_retention``) or
+the event loop (``append_in_place``, then ``published`` once the fsync process synced; never
+while the thread has appends: see ``committer``) — and many readers (``read``,
 ``offset_at_time``); ``_lock`` guards the segment list and the published bounds.
 """
 
@@ -21,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from meshgate.events.api import ConsumedRecord
-from meshgate.events.embedded.records import encode_frame
+from meshgate.events.embedded.records import encode_frame, frame_size
 from meshgate.events.embedded.segment import SUFFIX, Segment
 from meshgate.events.errors import EventLogError, OffsetOutOfRange
 
@@ -125,12 +127,13 @@ class PartitionLog:
         return outcome
 
     def append_batches(
-        self, batches: Sequence[Sequence[PendingRecord]]
+        self, batches: Sequence[Sequence[PendingRecord]], *, roll: bool = True
     ) -> list[list[tuple[int, int]] | BaseException]:
         """``append`` for several produces at once, with one write (a segment roll aside): a
         batch with a record that cannot be encoded fails alone; a failed write fails the call.
-        The writer thread gives up the GIL for every write and may wait up to the switch
-        interval to get it back from a busy event loop: one write per round, not per produce."""
+        One write per round, not per produce: every system call costs a writer thread the GIL
+        back from a busy event loop. ``roll=False``: all into the active segment (the loop's
+        ``append_in_place``; a roll fsyncs, which the loop must not wait for)."""
         if self._failed or not self._segments:
             raise EventLogError(
                 f"{self.topic}[{self.partition}] is {self._failed or 'closed (topic deleted?)'}"
@@ -151,7 +154,11 @@ class PartitionLog:
                 continue
             placed: list[tuple[int, int]] = []
             for frame, ts in encoded:
-                if active.size + pending_size + len(frame) > limit and active.size + pending_size:
+                if (
+                    roll
+                    and active.size + pending_size + len(frame) > limit
+                    and active.size + pending_size
+                ):
                     self._write(active, pending, frames)
                     active = self._roll(offset)
                     pending, frames, pending_size = [], [], 0
@@ -163,6 +170,49 @@ class PartitionLog:
             outcomes.append(placed)
         self._write(active, pending, frames)
         return outcomes
+
+    def fits_in_place(self, batches: Sequence[Sequence[PendingRecord]]) -> bool:
+        """Whether ``append_in_place`` can take ``batches``: the partition is open and not
+        failed, and they fit in the active segment (else a roll is due, which fsyncs: that is
+        ``append_batches``' job on the writer thread)."""
+        if self._failed or not self._segments:
+            return False
+        size = count = 0
+        for records in batches:
+            try:
+                size += sum(frame_size(key, value, headers) for key, value, headers, _ in records)
+            except _BAD_RECORD:
+                continue  # not written: append_in_place fails this batch alone
+            count += len(records)
+        active = self._segments[-1]
+        # as append_batches: a frame that overflows a non-empty segment starts a new one
+        return active.size + size <= self.settings.segment_bytes or not (active.size or count > 1)
+
+    def append_in_place(
+        self, batches: Sequence[Sequence[PendingRecord]]
+    ) -> tuple[list[list[tuple[int, int]] | BaseException], Segment]:
+        """``append_batches`` on the event loop, for batches that ``fits_in_place``: one write
+        into the active segment, not yet durable (``published`` makes it so once the fsync
+        process synced it); returns the outcomes and that segment."""
+        return self.append_batches(batches, roll=False), self._segments[-1]
+
+    def retire(self, reason: str) -> None:
+        """On the loop, before the writer thread closes the files: take no more appends (so
+        the loop never writes to a descriptor the thread may have closed and reused)."""
+        self._failed = reason
+
+    def published(self, segment: Segment, size: int, next_offset: int) -> None:
+        """``segment`` is durable up to ``size`` (the fsync process said so): readers see the
+        records below ``next_offset``."""
+        with self._lock:
+            segment.durable_size = max(segment.durable_size, size)
+            self._high_watermark = max(self._high_watermark, next_offset)
+
+    def sync_failed(self, segment: Segment, errno_: int) -> EventLogError:
+        """The fsync process could not sync ``segment``: the partition takes no more writes
+        (as ``_sync_segment``); returns the error for the round's produces."""
+        self._failed = f"fsync failed: {os.strerror(errno_)}"
+        return EventLogError(f"fsync of {segment.path} failed: {os.strerror(errno_)}")
 
     def _write(
         self, segment: Segment, pending: list[bytes], frames: list[tuple[int, int, int]]

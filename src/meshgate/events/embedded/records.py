@@ -72,6 +72,14 @@ def encode_frame(
     return FRAME_HEAD.pack(len(body), zlib.crc32(body)) + body
 
 
+def frame_size(key: bytes | None, value: bytes | None, headers: Sequence[tuple[str, bytes]]) -> int:
+    """The length of ``encode_frame``'s result for this record, without encoding it."""
+    size = FRAME_OVERHEAD + (len(key) if key else 0) + (len(value) if value else 0)
+    for name, header_value in headers:
+        size += HEADER_HEAD.size + len(name.encode()) + len(header_value)
+    return size
+
+
 def frame_length_at(buf: bytes, pos: int) -> int | None:
     """Total length of the frame starting at ``pos``, or None if its head is not in ``buf``."""
     if pos + FRAME_HEAD.size > len(buf):

@@ -110,6 +110,9 @@ class Segment:
     def sync(self) -> None:
         os.fsync(self._fd)
 
+    def fileno(self) -> int:
+        return self._fd
+
     def position_of(self, offset: int) -> int:
         """File position of the index entry at or before ``offset``."""
         slot = bisect_right(self._index_offsets, offset) - 1
