@@ -50,7 +50,10 @@ def _serve(sock: socket.socket) -> None:
         for fd in fds:
             os.close(fd)
         errnos += [22] * (len(kinds) - len(errnos))  # EINVAL: a kind arrived without its fd
-        sock.send(message[: _SEQ.size] + struct.pack(f">{len(errnos)}i", *errnos))
+        try:
+            sock.send(message[: _SEQ.size] + struct.pack(f">{len(errnos)}i", *errnos))
+        except OSError:  # the parent is gone
+            return
 
 
 def _sync(fd: int, kind: int) -> int:
