@@ -28,7 +28,7 @@ from meshgate.events.embedded.partition import PartitionLog, PendingRecord
 from meshgate.events.embedded.segment import Segment
 from meshgate.events.embedded.syncer import FsyncProcess, SyncTarget
 from meshgate.events.embedded.writer import SerialWriter
-from meshgate.events.errors import EventLogError
+from meshgate.events.errors import BrokerUnavailable, EventLogError
 
 Placed = list[RecordMetadata]
 Outcomes = list["Placed | BaseException"]
@@ -167,7 +167,7 @@ class GroupCommitter:
                 part.log.published(part.segment, part.size, part.next_offset)
                 continue
             failure = (
-                EventLogError("the event log's fsync process is gone; not acknowledged")
+                BrokerUnavailable("the event log's fsync process is gone; not acknowledged")
                 if errno_ is None
                 else part.log.sync_failed(part.segment, errno_)
             )
