@@ -1,19 +1,21 @@
 """``EmbeddedEventLog``: the default, on-disk ``EventLog`` of one process.
 
 Durability (fsync policy): a produce call returns only after its records were written and
-fsynced. Produces are group-committed (``committer``): while one write+fsync round runs on the
-log's writer thread, new produces queue up and the next round writes all of them and fsyncs each
+fsynced (fdatasync). Produces are group-committed (``committer``): while one round is being
+written and synced, new produces queue up and the next round writes all of them and syncs each
 touched partition once, so concurrent producers share fsyncs. Records become visible to fetch
-only once fsynced (the high watermark), so a reader never sees a record a crash could take back.
+only once synced (the high watermark), so a reader never sees a record a crash could take back.
 Committed group offsets and the topic catalog are fsynced before their calls return too.
 ``acks="none"`` returns once the records are queued (offset -1); they are still fsynced.
 
 Where the disk work runs: produces are written by the event loop (a page-cache write per
-partition per round) and fsynced by the log's fsync process (``syncer``), which the loop does
-not wait for; segment rolls, topic and offset changes, retention, and every round while that
-process is not ready or is gone, run on one dedicated writer thread; reads on a small reader
-pool. The event loop never waits for an fsync. In-memory maps (topics, partitions) are only changed
-on the event loop. Long-polling fetches wait on ``wakeups`` that each flush round resolves.
+partition per round) and synced by the log's fsync process (``syncer``), which the loop does not
+wait for. Segment rolls, topic and offset changes, retention, and every round while that process
+is not ready or is gone, run on one dedicated writer thread; reads on a small reader pool. The
+loop's write waits only when the kernel throttles dirty pages (records arriving faster than the
+disk takes them, for long), and then it slows every request of the loop, not only produces.
+In-memory maps (topics, partitions) are only changed on the event loop. Long-polling fetches
+wait on ``wakeups`` that each round resolves.
 
 One process: the log directory is locked (``lock``, flock) by the process that opens it; a
 second opener gets ``LogLocked``. Several gateway workers share one embedded log by running it
