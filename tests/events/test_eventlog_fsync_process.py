@@ -222,3 +222,24 @@ def test_the_child_syncs_closes_and_answers_each_descriptor(tmp_path: Path) -> N
     assert not server.is_alive(), "the child ends when its socket closes"
     for fd in (good, directory, pipe_r, pipe_w):
         os.close(fd)
+
+
+def test_a_child_that_never_gets_ready_leaves_the_thread_in_charge(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from meshgate.events.embedded import syncer as syncer_module
+
+    monkeypatch.setattr(syncer_module, "CHILD", tmp_path / "missing.py")  # python exits at once
+
+    async def scenario() -> None:
+        log = await EmbeddedEventLog.open(tmp_path / "log")
+        assert log._syncer is not None
+        assert log._syncer.lost is not None, "its exit was seen while open waited"
+        assert not log._syncer.usable
+        await log.create_topic("t")
+        placed = await log.produce("t", [ProduceRecord(value=b"on the thread")], partition=0)
+        assert placed[0].offset == 0
+        assert await values_of(log, "t") == [b"on the thread"]
+        await log.close()
+
+    asyncio.run(scenario())
