@@ -1,20 +1,22 @@
 """Group commit for the embedded log: many concurrent produces, one fsync per partition per round.
 
-``enqueue`` queues records for a partition with the future to resolve. One round runs at a time;
-it takes every append queued so far, appends it (one write per touched partition) and fsyncs each
-touched partition once, then resolves the round's futures in one pass, wakes long-polling
-readers and starts the next round at once on what was queued meanwhile. Under load each fsync
-covers many produces. A future already done when its round ends (the caller stopped waiting) is
+``enqueue`` queues records for a partition with the future to resolve. A round takes every
+append queued so far, appends it (one write per touched partition) and fsyncs each touched
+partition once; then the round's futures are resolved in one pass, long-polling readers are woken
+and the next round starts at once on what was queued meanwhile. Under load each fsync covers many
+produces. A future already done when its round ends (the caller stopped waiting) is
 left alone; its records are stored all the same.
 
 Where a round runs:
 * normally on the event loop, which writes (page cache, no roll) and hands the fsyncs to the
   log's fsync process (``syncer``); the loop carries on and settles the round when the process
-  answers. A round starts at the produce when none is in flight, else when the one in flight
-  ends.
+  answers. One such round is in flight at a time: it starts at the produce when none is, else
+  when the one in flight ends.
 * on the log's writer thread (``SerialWriter``) when the process is not ready or was lost, or
-  when a partition needs a new segment (a roll fsyncs the old one and the directory). Its
-  outcomes come back with ``call_soon_threadsafe``.
+  when a partition needs a new segment (a roll fsyncs the old one and the directory). Appends
+  go to the thread as they come and it runs its rounds back to back, not waiting for the loop;
+  outcomes come back with ``call_soon_threadsafe``. The loop starts no round of its own while
+  the thread has appends, so a partition never has two writers.
 """
 
 from __future__ import annotations
