@@ -22,6 +22,7 @@ Where a round runs:
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -110,20 +111,17 @@ class GroupCommitter:
                     idle.set_result(None)
             return
         syncer = self._syncer
-        if syncer is not None and syncer.usable:
-            if self._on_thread:
-                return  # the thread's rounds end first: one writer per partition at a time
-            batch, self._pending = self._pending, []
-            if self._round_in_place(batch, syncer):
-                return
-            self._pending = batch + self._pending
+        in_place = syncer is not None and syncer.usable
+        if in_place and self._on_thread:
+            return  # the thread's rounds end first: one writer per partition at a time
         batch, self._pending = self._pending, []
+        if in_place and syncer is not None and self._round_in_place(batch, syncer):
+            return
         for position, append in enumerate(batch):
             try:
                 self._writer.append(append)
             except RuntimeError as exc:  # the writer is shut down
                 refused = batch[position:]
-                self._syncing = True  # settled as a round of its own, on the loop
                 self._settle(refused, [EventLogError(f"event log closed: {exc}")] * len(refused))
                 return
             self._on_thread += 1
@@ -153,16 +151,18 @@ class GroupCommitter:
         def synced(errnos: list[int] | None) -> None:
             self._synced(batch, outcomes, parts, errnos)
 
-        self._syncing = True
-        if parts and not syncer.sync(targets, synced):
-            synced(None)  # lost between usable and now: the written records fail, unpublished
-        elif not parts:
+        if not parts:  # every write failed: nothing to sync
             self._settle(batch, outcomes)
+            return True
+        self._syncing = True
+        if not syncer.sync(targets, synced):
+            synced(None)  # lost between usable and now: the written records fail, unpublished
         return True
 
     def _synced(self, batch: list[_Append], outcomes: Outcomes, parts: list[_InPlace],
                 errnos: list[int] | None) -> None:  # fmt: skip
         """The fsync process answered for a round written in place (None: it is gone)."""
+        self._syncing = False
         for position, part in enumerate(parts):
             errno_ = None if errnos is None else errnos[position]
             if errno_ == 0:
@@ -171,7 +171,7 @@ class GroupCommitter:
             failure = (
                 BrokerUnavailable("the event log's fsync process is gone; not acknowledged")
                 if errno_ is None
-                else part.log.sync_failed(part.segment, errno_)
+                else part.log.sync_failed(part.segment, os.strerror(errno_))
             )
             for index in part.indexes:
                 if not isinstance(outcomes[index], BaseException):
@@ -186,16 +186,16 @@ class GroupCommitter:
         except Exception as exc:  # a bug: fail the round's produces, keep the writer alive
             outcomes = [EventLogError(f"write round failed: {exc!r}")] * len(batch)
         try:
-            self._loop.call_soon_threadsafe(self._settle, batch, outcomes, True)
+            self._loop.call_soon_threadsafe(self._thread_round_done, batch, outcomes)
         except RuntimeError:
             pass  # the loop is closed; nobody is waiting any more
 
-    def _settle(self, batch: list[_Append], outcomes: Outcomes, on_thread: bool = False) -> None:
-        """On the loop: a round is over; resolve its futures, start what waited for it."""
-        if on_thread:
-            self._on_thread -= len(batch)
-        else:
-            self._syncing = False
+    def _thread_round_done(self, batch: list[_Append], outcomes: Outcomes) -> None:
+        self._on_thread -= len(batch)
+        self._settle(batch, outcomes)
+
+    def _settle(self, batch: list[_Append], outcomes: Outcomes) -> None:
+        """On the loop: ``batch`` is done with; resolve its futures, start what waited."""
         try:
             for append, outcome in zip(batch, outcomes, strict=True):
                 if append.future.done():

@@ -65,8 +65,9 @@ from meshgate.tasks import spawn
 
 _log = logging.getLogger("meshgate.events.embedded")
 T = TypeVar("T")
-FSYNC_START_SECONDS = 5.0  # the fsync process says ready in ~20 ms; after this, rounds go on
-# on the writer thread until it does
+# the fsync process says ready in ~20 ms; open waits at most this long (rounds run on the writer
+# thread until it is ready)
+FSYNC_START_SECONDS = 5.0
 TopicPartition = tuple[str, int]
 Partitions = dict[TopicPartition, PartitionLog]
 

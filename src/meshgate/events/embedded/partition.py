@@ -208,11 +208,11 @@ class PartitionLog:
             segment.durable_size = max(segment.durable_size, size)
             self._high_watermark = max(self._high_watermark, next_offset)
 
-    def sync_failed(self, segment: Segment, errno_: int) -> EventLogError:
-        """The fsync process could not sync ``segment``: the partition takes no more writes
-        (as ``_sync_segment``); returns the error for the round's produces."""
-        self._failed = f"fsync failed: {os.strerror(errno_)}"
-        return EventLogError(f"fsync of {segment.path} failed: {os.strerror(errno_)}")
+    def sync_failed(self, segment: Segment, reason: str) -> EventLogError:
+        """``segment`` could not be synced (here or by the fsync process): the page cache's
+        state is unknown, so the partition takes no more writes; returns the produces' error."""
+        self._failed = f"fsync failed: {reason}"
+        return EventLogError(f"fsync of {segment.path} failed: {reason}")
 
     def _write(
         self, segment: Segment, pending: list[bytes], frames: list[tuple[int, int, int]]
@@ -240,9 +240,7 @@ class PartitionLog:
         try:
             segment.sync()
         except OSError as exc:
-            # after a failed fsync the page cache state is unknown: stop accepting writes
-            self._failed = f"fsync failed: {exc}"
-            raise EventLogError(f"fsync of {segment.path} failed: {exc}") from exc
+            raise self.sync_failed(segment, str(exc)) from exc
 
     def sync(self) -> None:
         """Make everything appended durable, then publish it to readers."""

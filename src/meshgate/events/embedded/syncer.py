@@ -109,41 +109,31 @@ class FsyncProcess:
                 self._started.set_result(None)
             return
         seq = _SEQ.unpack_from(message)[0]
-        done, self._done = self._done, None
-        if done is None or seq != self._seq:
+        if self._done is None or seq != self._seq:
             self._lose(f"the fsync process answered request {seq}, not {self._seq}")
-            if done is not None:
-                done(None)
             return
+        done, self._done = self._done, None
         count = (len(message) - _SEQ.size) // 4
         done(list(struct.unpack_from(f">{count}i", message, _SEQ.size)))
 
-    def _lose(self, reason: str) -> None:
+    def _lose(self, reason: str, *, error: bool = True) -> None:
+        """Give the child up for good: its socket closed, a request in flight answered None."""
         if self.lost is None:
             self.lost = reason
-            _log.error("%s; the event log syncs on its writer thread from now on", reason)
+            if error:
+                _log.error("%s; the event log syncs on its writer thread from now on", reason)
         if not self._started.done():
             self._started.set_result(None)
-        self._shut()
+        with contextlib.suppress(Exception):  # already closed: its fileno is -1
+            self._loop.remove_reader(self._sock.fileno())
+        self._sock.close()
         done, self._done = self._done, None
         if done is not None:
             done(None)
-
-    def _shut(self) -> None:
-        with contextlib.suppress(Exception):
-            self._loop.remove_reader(self._sock.fileno())
-        self._sock.close()
 
     async def close(self) -> None:
         """Stop the child (it exits when its socket closes) and reap it off the loop."""
-        if self.lost is None:
-            self.lost = "closed"
-            self._shut()
-        if not self._started.done():
-            self._started.set_result(None)
-        done, self._done = self._done, None
-        if done is not None:
-            done(None)
+        self._lose("closed", error=False)
         await self._loop.run_in_executor(None, self._reap)
 
     def _reap(self) -> None:
