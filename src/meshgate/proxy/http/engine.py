@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from meshgate.proxy.http.accesslog import AccessRecord, access_logger, log_json
 from meshgate.proxy.http.clock import Sweeper
 from meshgate.proxy.http.pool import UpstreamPools
+from meshgate.proxy.http.write_batch import WriteBatch
 
 if TYPE_CHECKING:
     from meshgate.proxy.compiled import RuntimeState
@@ -22,7 +23,7 @@ if TYPE_CHECKING:
 class HttpEngine:
     """Shared by every listener started for one ``RuntimeState`` in this process."""
 
-    __slots__ = ("clients", "loop", "pools", "servers", "settings", "state", "sweeper")
+    __slots__ = ("batch", "clients", "loop", "pools", "servers", "settings", "state", "sweeper")
 
     def __init__(
         self, state: RuntimeState, settings: ProxySettings, loop: asyncio.AbstractEventLoop
@@ -31,6 +32,7 @@ class HttpEngine:
         self.settings = settings
         self.loop = loop
         self.sweeper = Sweeper(loop, settings.timer_resolution)
+        self.batch = WriteBatch(loop) if settings.write_batching else None
         self.pools = UpstreamPools(
             self.sweeper,
             max_idle=settings.upstream_keepalive_pool_size,
@@ -40,6 +42,7 @@ class HttpEngine:
             low_water=settings.low_water,
             connecting_max=settings.upstream_connecting_max,
             connect_patience=settings.upstream_connect_patience,
+            batch=self.batch,
         )
         self.clients: set[HttpProxyProtocol] = set()
         self.servers: list[asyncio.Server] = []

@@ -24,6 +24,7 @@ from collections.abc import Callable
 from meshgate.proxy.http.clock import Sweeper
 from meshgate.proxy.http.pool_waiters import ConnectQueues
 from meshgate.proxy.http.upstream import UpstreamProtocol
+from meshgate.proxy.http.write_batch import WriteBatch
 
 PoolKey = tuple[str, int, int, str | None]
 
@@ -36,6 +37,7 @@ class UpstreamPools:
     """All upstream pools of one engine (one per worker process)."""
 
     __slots__ = (
+        "batch",
         "high_water",
         "idle",
         "idle_timeout",
@@ -58,8 +60,10 @@ class UpstreamPools:
         low_water: int,
         connecting_max: int = 4,
         connect_patience: float = 0.05,
+        batch: WriteBatch | None = None,
     ) -> None:
         self.sweeper = sweeper
+        self.batch = batch
         self.max_idle = max_idle
         self.idle_timeout = idle_timeout
         self.max_requests = max_requests

@@ -61,7 +61,9 @@ class HttpProxyProtocol(ConnectionBase):
     # ------------------------------------------------------------------ connection events
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport = cast(asyncio.Transport, transport)  # uvloop's is no subclass
+        transport = cast(asyncio.Transport, transport)  # uvloop's is no subclass
+        batch = self.engine.batch
+        self.transport = transport if batch is None else batch.wrap(transport)
         settings = self.settings
         peer = transport.get_extra_info("peername")
         self.client_ip = peer[0] if peer else ""

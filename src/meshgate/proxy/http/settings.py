@@ -42,6 +42,7 @@ class ProxySettings:
     # peers (IPs or CIDRs) whose X-Forwarded-* / X-Real-IP headers are believed
     trust_forwarded_from: tuple[str, ...] = ()
     timer_resolution: float = 0.5  # how often timeouts are checked
+    write_batching: bool = True  # a loop round's writes go out together at its end (write_batch)
     drain_grace: float = 0.0  # extra time before idle keep-alive connections are closed in drain
     # per-request access record sink; None = JSON lines to the ``meshgate.access`` logger
     on_access: Callable[[AccessRecord], None] | None = None

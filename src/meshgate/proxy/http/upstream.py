@@ -79,9 +79,12 @@ class UpstreamProtocol(asyncio.Protocol):
     # ------------------------------------------------------------------ transport events
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport = cast(asyncio.Transport, transport)  # uvloop's is no subclass
-        transport.set_write_buffer_limits(self.pools.high_water, self.pools.low_water)
-        self.pools.sweeper.add(self)
+        raw = cast(asyncio.Transport, transport)  # uvloop's is no subclass
+        pools = self.pools
+        raw.set_write_buffer_limits(pools.high_water, pools.low_water)
+        batch = pools.batch
+        self.transport = raw if batch is None else batch.wrap(raw)
+        pools.sweeper.add(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True

@@ -1,0 +1,176 @@
+"""Writes held to the loop round's end (``write_batch``): one write per connection per round,
+order kept, nothing held past a close, nothing sent after an abort, big writes not held; and
+the engine proxies the same with batching on and off."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, cast
+
+import pytest
+from engine_kit import Client, TestUpstream, get, make_config, make_route, make_service, proxy, run
+
+from meshgate.proxy.http.write_batch import FLUSH_BYTES, BatchedTransport, WriteBatch
+
+
+class RawTransport:
+    """Records what reaches the real transport, in order."""
+
+    def __init__(self, fail: bool = False) -> None:
+        self.calls: list[tuple[Any, ...]] = []
+        self.closing = False
+        self.fail = fail
+
+    def write(self, data: bytes) -> None:
+        if self.fail:
+            raise RuntimeError("handle is closed")
+        self.calls.append(("write", data))
+
+    def writelines(self, parts: list[bytes]) -> None:
+        self.calls.append(("writelines", list(parts)))
+
+    def write_eof(self) -> None:
+        self.calls.append(("eof",))
+
+    def close(self) -> None:
+        self.calls.append(("close",))
+        self.closing = True
+
+    def abort(self) -> None:
+        self.calls.append(("abort",))
+        self.closing = True
+
+    def is_closing(self) -> bool:
+        return self.closing
+
+    def get_write_buffer_size(self) -> int:
+        return 7
+
+
+def _wrap(batch: WriteBatch, raw: RawTransport) -> BatchedTransport:
+    return batch.wrap(cast(asyncio.Transport, raw))
+
+
+def _in_loop(body: Any) -> None:
+    async def main() -> None:
+        await body(WriteBatch(asyncio.get_running_loop()))
+
+    asyncio.run(main())
+
+
+def test_a_rounds_writes_go_out_together_after_its_callbacks() -> None:
+    async def body(batch: WriteBatch) -> None:
+        raw1, raw2 = RawTransport(), RawTransport()
+        t1, t2 = _wrap(batch, raw1), _wrap(batch, raw2)
+        t1.write(b"head ")
+        t2.write(b"other")
+        t1.writelines([b"body", b"!"])
+        assert raw1.calls == []
+        assert raw2.calls == []
+        assert t1.get_write_buffer_size() == 10 + 7
+        await asyncio.sleep(0)  # the round ends: the flush ran before this task resumed
+        assert raw1.calls == [("writelines", [b"head ", b"body", b"!"])]
+        assert raw2.calls == [("write", b"other")]
+        t1.write(b"next round")
+        await asyncio.sleep(0)
+        assert raw1.calls[1:] == [("write", b"next round")]
+
+    _in_loop(body)
+
+
+def test_close_and_write_eof_send_what_is_pending_first() -> None:
+    async def body(batch: WriteBatch) -> None:
+        raw = RawTransport()
+        t = _wrap(batch, raw)
+        t.write(b"last words")
+        t.write_eof()
+        t.write(b"x")
+        t.close()
+        assert raw.calls == [("write", b"last words"), ("eof",), ("write", b"x"), ("close",)]
+        await asyncio.sleep(0)
+        assert len(raw.calls) == 4  # nothing sent twice at the round's end
+
+    _in_loop(body)
+
+
+def test_abort_drops_the_pending_bytes() -> None:
+    async def body(batch: WriteBatch) -> None:
+        raw = RawTransport()
+        t = _wrap(batch, raw)
+        t.write(b"never")
+        t.abort()
+        await asyncio.sleep(0)
+        assert raw.calls == [("abort",)]
+
+    _in_loop(body)
+
+
+def test_big_writes_are_not_held() -> None:
+    async def body(batch: WriteBatch) -> None:
+        raw = RawTransport()
+        t = _wrap(batch, raw)
+        t.write(b"small")
+        t.write(b"b" * FLUSH_BYTES)
+        assert raw.calls == [("writelines", [b"small", b"b" * FLUSH_BYTES])]
+        t.write(b"after")
+        assert len(raw.calls) == 1
+        await asyncio.sleep(0)
+        assert raw.calls[1] == ("write", b"after")
+
+    _in_loop(body)
+
+
+def test_a_closed_transport_loses_its_bytes_and_not_the_others() -> None:
+    async def body(batch: WriteBatch) -> None:
+        gone, broken, fine = RawTransport(), RawTransport(fail=True), RawTransport()
+        t_gone, t_broken, t_fine = _wrap(batch, gone), _wrap(batch, broken), _wrap(batch, fine)
+        t_gone.write(b"1")
+        t_broken.write(b"2")
+        t_fine.write(b"3")
+        gone.closing = True  # closed by the peer during the round
+        await asyncio.sleep(0)
+        assert gone.calls == []
+        assert broken.calls == []
+        assert fine.calls == [("write", b"3")]
+
+    _in_loop(body)
+
+
+def test_a_reused_buffer_is_copied_when_written() -> None:
+    async def body(batch: WriteBatch) -> None:
+        raw = RawTransport()
+        t = _wrap(batch, raw)
+        buffer = bytearray(b"first")
+        t.write(buffer)
+        buffer[:] = b"later"
+        t.write(memoryview(b"!"))
+        await asyncio.sleep(0)
+        assert raw.calls == [("writelines", [b"first", b"!"])]
+        assert all(type(part) is bytes for part in raw.calls[0][1])
+
+    _in_loop(body)
+
+
+@pytest.mark.parametrize("batching", [True, False])
+def test_the_engine_proxies_alike_with_batching_on_and_off(batching: bool) -> None:
+    async def main() -> None:
+        up = await TestUpstream().start()
+        svc = make_service([up.port])
+        config = make_config([("/", make_route(svc))])
+        async with proxy(config, write_batching=batching) as p:
+            assert (p.engine.batch is not None) is batching
+            clients = [await Client.connect(p.port) for _ in range(20)]
+            for round_ in range(3):
+                for i, client in enumerate(clients):  # 20 connections, two pipelined each
+                    await client.send(get(f"/c{i}/r{round_}") * 2)
+                for i, client in enumerate(clients):
+                    for _ in range(2):
+                        resp = await client.response()
+                        assert resp.status == 200
+                        assert resp.json()["url"] == f"/c{i}/r{round_}"
+            for client in clients:
+                client.close()
+            assert up.connections <= 20
+        up.close()
+
+    run(main())
