@@ -16,14 +16,14 @@ from meshgate.proxy.http.write_batch import FLUSH_BYTES, BatchedTransport, Write
 class RawTransport:
     """Records what reaches the real transport, in order."""
 
-    def __init__(self, fail: bool = False) -> None:
+    def __init__(self, fail: type[Exception] | None = None) -> None:
         self.calls: list[tuple[Any, ...]] = []
         self.closing = False
         self.fail = fail
 
     def write(self, data: bytes) -> None:
-        if self.fail:
-            raise RuntimeError("handle is closed")
+        if self.fail is not None:
+            raise self.fail("handle is closed")
         self.calls.append(("write", data))
 
     def writelines(self, parts: list[bytes]) -> None:
@@ -120,20 +120,27 @@ def test_big_writes_are_not_held() -> None:
     _in_loop(body)
 
 
-def test_a_closed_transport_loses_its_bytes_and_not_the_others() -> None:
+def test_a_closed_transport_loses_its_bytes_and_not_the_others(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     async def body(batch: WriteBatch) -> None:
-        gone, broken, fine = RawTransport(), RawTransport(fail=True), RawTransport()
-        t_gone, t_broken, t_fine = _wrap(batch, gone), _wrap(batch, broken), _wrap(batch, fine)
-        t_gone.write(b"1")
-        t_broken.write(b"2")
-        t_fine.write(b"3")
+        gone, broken = RawTransport(), RawTransport(fail=RuntimeError)
+        odd, fine = RawTransport(fail=ValueError), RawTransport()
+        wrapped = {id(raw): _wrap(batch, raw) for raw in (gone, broken, odd, fine)}
+        for raw, data in ((gone, b"1"), (broken, b"2"), (odd, b"3"), (fine, b"4")):
+            wrapped[id(raw)].write(data)
         gone.closing = True  # closed by the peer during the round
         await asyncio.sleep(0)
         assert gone.calls == []
         assert broken.calls == []
-        assert fine.calls == [("write", b"3")]
+        assert fine.calls == [("write", b"4")]
+        odd.fail = None
+        wrapped[id(odd)].write(b"5")  # a connection whose flush raised is batched again
+        await asyncio.sleep(0)
+        assert odd.calls == [("write", b"5")]
 
     _in_loop(body)
+    assert "flushing a connection's writes failed" in caplog.text
 
 
 def test_a_reused_buffer_is_copied_when_written() -> None:

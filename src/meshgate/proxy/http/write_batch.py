@@ -59,7 +59,10 @@ class WriteBatch:
             return
         self._pending = []
         for transport in pending:
-            transport.flush()
+            try:
+                transport.flush()
+            except Exception:  # a protocol callback run by the write: the others still go out
+                _log.exception("flushing a connection's writes failed")
 
 
 class BatchedTransport(asyncio.Transport):
