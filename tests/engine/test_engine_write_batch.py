@@ -52,8 +52,12 @@ def _wrap(batch: WriteBatch, raw: RawTransport) -> BatchedTransport:
 
 
 def _in_loop(body: Any) -> None:
+    """Run ``body(batch)`` as if inside one of the engine's read callbacks (writes held)."""
+
     async def main() -> None:
-        await body(WriteBatch(asyncio.get_running_loop()))
+        batch = WriteBatch(asyncio.get_running_loop())
+        batch.holding = True
+        await body(batch)
 
     asyncio.run(main())
 
@@ -74,6 +78,25 @@ def test_a_rounds_writes_go_out_together_after_its_callbacks() -> None:
         t1.write(b"next round")
         await asyncio.sleep(0)
         assert raw1.calls[1:] == [("write", b"next round")]
+
+    _in_loop(body)
+
+
+def test_writes_outside_a_read_callback_go_out_at_once_after_the_held_ones() -> None:
+    async def body(batch: WriteBatch) -> None:
+        raw = RawTransport()
+        t = _wrap(batch, raw)
+        t.write(b"held")
+        batch.holding = False  # a task or a timer writes
+        t.write(b"now")
+        t.writelines([b"and", b"these"])
+        assert raw.calls == [
+            ("write", b"held"),
+            ("write", b"now"),
+            ("writelines", [b"and", b"these"]),
+        ]
+        await asyncio.sleep(0)
+        assert len(raw.calls) == 3
 
     _in_loop(body)
 
@@ -159,7 +182,18 @@ def test_a_reused_buffer_is_copied_when_written() -> None:
 
 
 @pytest.mark.parametrize("batching", [True, False])
-def test_the_engine_proxies_alike_with_batching_on_and_off(batching: bool) -> None:
+def test_the_engine_proxies_alike_with_batching_on_and_off(
+    batching: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    held: list[BatchedTransport] = []
+    add = WriteBatch._add
+
+    def counting_add(self: WriteBatch, transport: BatchedTransport) -> None:
+        held.append(transport)
+        add(self, transport)
+
+    monkeypatch.setattr(WriteBatch, "_add", counting_add)
+
     async def main() -> None:
         up = await TestUpstream().start()
         svc = make_service([up.port])
@@ -178,6 +212,10 @@ def test_the_engine_proxies_alike_with_batching_on_and_off(batching: bool) -> No
             for client in clients:
                 client.close()
             assert up.connections <= 20
+            if batching:
+                assert not p.engine.batch.holding  # reset after every read callback
         up.close()
 
     run(main())
+    # requests to upstreams and responses to clients were held (both sides' transports)
+    assert (len({id(t) for t in held}) > 20) is batching

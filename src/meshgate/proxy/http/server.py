@@ -44,6 +44,7 @@ from meshgate.proxy.http.server_base import (
     _log,
     log_enabled,
 )
+from meshgate.proxy.http.write_batch import receive
 from meshgate.proxy.tls.identity import peer_ids_of
 
 if TYPE_CHECKING:
@@ -62,7 +63,7 @@ class HttpProxyProtocol(ConnectionBase):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         transport = cast(asyncio.Transport, transport)  # uvloop's is no subclass
-        batch = self.engine.batch
+        batch = self.batch
         self.transport = transport if batch is None else batch.wrap(transport)
         settings = self.settings
         peer = transport.get_extra_info("peername")
@@ -89,6 +90,9 @@ class HttpProxyProtocol(ConnectionBase):
             self.denied = not self.guard.allows(self.peer_ids, self.client_ip)
 
     def data_received(self, data: bytes) -> None:
+        receive(self.batch, self._received, data)
+
+    def _received(self, data: bytes) -> None:
         if self.tunnel is not None:
             self.tunnel.from_client(data)
             return

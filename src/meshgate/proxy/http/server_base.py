@@ -50,6 +50,7 @@ class ConnectionBase(asyncio.Protocol):
     """A client connection's state, and what it does besides parsing and answering."""
 
     __slots__ = (
+        "batch",
         "broken",
         "client_ip",
         "client_ip_bytes",
@@ -92,6 +93,7 @@ class ConnectionBase(asyncio.Protocol):
         guard: InboundGuard | None = None,
     ) -> None:
         self.engine = engine
+        self.batch = engine.batch
         self.guard = guard  # mesh listeners: who may use it; None: anybody, nothing checked
         self.peer_ids: tuple[str, ...] = ()  # URI SANs of the client's verified certificate
         self.denied = False  # every request gets 403 (decided once, in connection_made)

@@ -24,6 +24,7 @@ from meshgate.proxy.http.heads import (
     end_response_head,
     join_bytes,
 )
+from meshgate.proxy.http.write_batch import receive
 
 if TYPE_CHECKING:
     from meshgate.proxy.http.exchange import Exchange
@@ -100,6 +101,9 @@ class UpstreamProtocol(asyncio.Protocol):
         exchange.upstream_lost(exc)
 
     def data_received(self, data: bytes) -> None:
+        receive(self.pools.batch, self._received, data)
+
+    def _received(self, data: bytes) -> None:
         if self.tunnel is not None:
             self.tunnel.from_upstream(data)
             return
