@@ -1,7 +1,7 @@
 """Writes held to the end of the event-loop round: ``WriteBatch`` and ``BatchedTransport``.
 
 Why: a send() on a socket whose reader sleeps also pays for waking that reader — on this
-2-vCPU VM an idle peer core costs ~6 µs of our system time per send.  A proxy that answers
+2-vCPU VM, waking an idle peer core costs the sender several µs of system time.  A proxy that answers
 each request the moment it can wakes its client (and its upstream) once per request; one
 that holds the writes of a loop round and sends them together when the round's callbacks are
 done wakes each peer once per round and finds it busy for the rest.  Measured
