@@ -58,16 +58,11 @@ class _InPlace:
 class GroupCommitter:
     """Runs the rounds (see the module docstring) and settles their futures."""
 
-    def __init__(
-        self,
-        writer: SerialWriter,
-        on_durable: Callable[[PartitionLog], None],
-        syncer: FsyncProcess | None = None,
-    ) -> None:
+    def __init__(self, writer: SerialWriter, on_durable: Callable[[PartitionLog], None]) -> None:
         self._loop = asyncio.get_running_loop()
         self._writer = writer
         writer.commit = self._commit
-        self._syncer = syncer
+        self._syncer: FsyncProcess | None = None  # ``attach``
         self._on_durable = on_durable
         self._pending: list[_Append] = []  # not yet in a round
         self._syncing = False  # a round written on the loop waits for the fsync process

@@ -16,13 +16,14 @@ for the loop and a context switch for the thread). This process holds no GIL of 
 from __future__ import annotations
 
 import array
+import errno
 import os
 import socket
 import struct
 import sys
 
 MAX_FDS = 200  # below the kernel's SCM_MAX_FD (253)
-_SEQ = struct.Struct(">Q")
+SEQ = struct.Struct(">Q")  # a request's number, echoed in its answer
 
 
 def serve(sock: socket.socket) -> None:
@@ -36,7 +37,7 @@ def _serve(sock: socket.socket) -> None:
     ancillary_size = socket.CMSG_SPACE(MAX_FDS * array.array("i").itemsize)
     while True:
         try:
-            message, ancillary, _flags, _addr = sock.recvmsg(_SEQ.size + MAX_FDS, ancillary_size)
+            message, ancillary, _flags, _addr = sock.recvmsg(SEQ.size + MAX_FDS, ancillary_size)
         except OSError:
             return
         if not message:
@@ -45,13 +46,13 @@ def _serve(sock: socket.socket) -> None:
         for level, kind, data in ancillary:
             if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
                 fds.frombytes(data[: len(data) - len(data) % fds.itemsize])
-        kinds = message[_SEQ.size :]
+        kinds = message[SEQ.size :]
         errnos = [_sync(fd, kind) for fd, kind in zip(fds, kinds, strict=False)]
         for fd in fds:
             os.close(fd)
-        errnos += [22] * (len(kinds) - len(errnos))  # EINVAL: a kind arrived without its fd
+        errnos += [errno.EINVAL] * (len(kinds) - len(errnos))  # a kind arrived without its fd
         try:
-            sock.send(message[: _SEQ.size] + struct.pack(f">{len(errnos)}i", *errnos))
+            sock.send(message[: SEQ.size] + struct.pack(f">{len(errnos)}i", *errnos))
         except OSError:  # the parent is gone
             return
 
@@ -63,7 +64,7 @@ def _sync(fd: int, kind: int) -> int:
         else:
             os.fdatasync(fd)
     except OSError as exc:
-        return exc.errno or 5  # EIO
+        return exc.errno or errno.EIO
     return 0
 
 

@@ -21,10 +21,9 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from meshgate.events.embedded.sync_child import MAX_FDS
+from meshgate.events.embedded.sync_child import MAX_FDS, SEQ
 
 _log = logging.getLogger("meshgate.events.embedded")
-_SEQ = struct.Struct(">Q")
 CHILD = Path(__file__).with_name("sync_child.py")
 
 Done = Callable[["list[int] | None"], None]
@@ -80,7 +79,7 @@ class FsyncProcess:
         if not self.usable or not targets or len(targets) > MAX_FDS:
             return False
         self._seq += 1
-        body = _SEQ.pack(self._seq) + bytes(ord("f") if full else ord("d") for _, full in targets)
+        body = SEQ.pack(self._seq) + bytes(ord("f") if full else ord("d") for _, full in targets)
         fds = array.array("i", [fd for fd, _ in targets])
         try:
             self._sock.sendmsg([body], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, fds)])
@@ -92,7 +91,7 @@ class FsyncProcess:
 
     def _readable(self) -> None:
         try:
-            message = self._sock.recv(_SEQ.size + 4 * MAX_FDS)
+            message = self._sock.recv(SEQ.size + 4 * MAX_FDS)
         except BlockingIOError:
             return
         except OSError as exc:
@@ -108,13 +107,13 @@ class FsyncProcess:
             elif not self._started.done():
                 self._started.set_result(None)
             return
-        seq = _SEQ.unpack_from(message)[0]
+        seq = SEQ.unpack_from(message)[0]
         if self._done is None or seq != self._seq:
             self._lose(f"the fsync process answered request {seq}, not {self._seq}")
             return
         done, self._done = self._done, None
-        count = (len(message) - _SEQ.size) // 4
-        done(list(struct.unpack_from(f">{count}i", message, _SEQ.size)))
+        count = (len(message) - SEQ.size) // 4
+        done(list(struct.unpack_from(f">{count}i", message, SEQ.size)))
 
     def _lose(self, reason: str, *, error: bool = True) -> None:
         """Give the child up for good: its socket closed, a request in flight answered None."""
