@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Apache Kafka for the test suite: one KRaft node (broker + controller) built from Maven Central
-# artifacts and run on Java 17+. PLAINTEXT on 127.0.0.1:59092, controller on 127.0.0.1:59093
+# artifacts and run on Java 17+. PLAINTEXT on 127.0.0.1:29092, controller on 127.0.0.1:29093
 # (MESHGATE_KAFKA_PORT / MESHGATE_KAFKA_CONTROLLER_PORT override), replication factors 1,
 # topic auto-creation on. Also installs `kcat` when missing (MESHGATE_SKIP_KCAT=1 to skip).
 #

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # PostgreSQL for the test suite: a private cluster in the state dir, listening on 127.0.0.1 only
-# (default port 55432, MESHGATE_PG_PORT overrides), trust auth, database and role `meshgate`.
+# (default port 25432, MESHGATE_PG_PORT overrides), trust auth, database and role `meshgate`.
 #
 # usage: postgres.sh start|stop|status|restart   (start prints the DSN on stdout)
 set -euo pipefail

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Redis for the test suite: redis-server on 127.0.0.1 (default port 56379, MESHGATE_REDIS_PORT
+# Redis for the test suite: redis-server on 127.0.0.1 (default port 26379, MESHGATE_REDIS_PORT
 # overrides), no persistence, daemonized with its pidfile and log in the state dir.
 #
 # usage: redis.sh start|stop|status|restart   (start prints the URL on stdout)
