@@ -1,6 +1,7 @@
 # meshgate — the two set-up commands are `make run` and `make test` (see README.md).
 SHELL := /bin/bash
-PY ?= python3
+# The interpreter .venv is built from: the distribution's optimised build when it has one.
+PY ?= $(shell bash scripts/pick_python.sh || echo python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
