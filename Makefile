@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run run-mesh test lint fmt bench bench-events services-up services-down clean tools
+.PHONY: run run-mesh test test-native native lint fmt bench bench-events services-up services-down clean tools
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -35,6 +35,20 @@ lint: $(STAMP)
 
 test: $(STAMP) services-up tools lint
 	eval "$$(bash scripts/services/env.sh)" && $(BIN)/pytest -p no:cacheprovider
+	$(MAKE) test-native
+
+# The opt-in compiled engine (bench/build_native.py: 14 engine modules built with mypyc into a
+# copy of src under build/native/src; run meshgate with PYTHONPATH=build/native/src).
+native: $(STAMP)
+	$(BIN)/python bench/build_native.py
+
+# The request-path test areas again, against the compiled engine (the whole suite passes there
+# too, minus the tests marked pure_python).
+NATIVE_TESTS := tests/engine tests/filters tests/plugins tests/plugins_runtime tests/live_apply \
+	tests/mesh_http tests/tls tests/events_http
+test-native: native services-up
+	eval "$$(bash scripts/services/env.sh)" && PYTHONPATH=build/native/src \
+		$(BIN)/pytest -p no:cacheprovider $(NATIVE_TESTS)
 
 fmt: $(STAMP)
 	$(BIN)/ruff check --fix

@@ -1,4 +1,4 @@
-"""Build a copy of ``src`` whose engine modules are compiled with mypyc, for A/B benches.
+"""The opt-in compiled engine: a copy of ``src`` whose engine modules are built with mypyc.
 
 Copies ``src/meshgate`` to ``build/native/src`` and compiles ``NATIVE_MODULES`` there in place
 (C extensions beside the ``.py`` files, which the import then prefers). ``src`` itself is never
@@ -6,8 +6,8 @@ touched, so tests and ``meshgate run`` stay plain Python. Run the bench against 
 ``PYTHONPATH=build/native/src .venv/bin/python bench/run.py ...`` (every meshgate the harness
 starts inherits it) or ``bench/events_bench.py --compare-src build/native/src``.
 
-Not the default because the suite does not pass against the compiled modules yet; bench/README.md
-("Compiling the hot path with mypyc") lists what fails and what was measured.
+Not the default (bench/README.md, "Compiling the hot path with mypyc", says why); `make test`
+runs the request-path tests against it (`make test-native`).
 
     .venv/bin/python bench/build_native.py
 """

@@ -11,6 +11,27 @@ from meshgate.demo.upstreams import start_echo_upstream
 from testkit import BackgroundLoop, EchoUpstreams
 
 
+def _engine_compiled() -> bool:
+    """Whether the engine runs from mypyc-compiled modules (``bench/build_native.py``'s copy
+    on ``PYTHONPATH``) rather than from its Python source."""
+    import meshgate.proxy.http.server as server
+
+    return not (server.__file__ or "").endswith(".py")
+
+
+ENGINE_COMPILED = _engine_compiled()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    if not ENGINE_COMPILED:
+        return
+    for item in items:
+        marker = item.get_closest_marker("pure_python")
+        if marker is not None:
+            reason = marker.args[0] if marker.args else "needs the interpreted engine"
+            item.add_marker(pytest.mark.skip(reason=f"compiled engine: {reason}"))
+
+
 @pytest.fixture
 def background_loop() -> Iterator[BackgroundLoop]:
     bg = BackgroundLoop()

@@ -54,6 +54,7 @@ def _answer_204(monkeypatch: pytest.MonkeyPatch) -> list[tuple[bool, bool]]:
     return facts
 
 
+@pytest.mark.pure_python("replaces server.dispatch, which compiled callers do not look up")
 @pytest.mark.parametrize("version", VERSIONS)
 def test_version_and_keep_alive_match_the_version_string(
     version: bytes, monkeypatch: pytest.MonkeyPatch

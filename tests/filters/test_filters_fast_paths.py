@@ -135,6 +135,7 @@ class _RememberAndDeny(_Remember):
         ctx.exit(403, {"message": "no"})
 
 
+@pytest.mark.pure_python("compiled contexts take no weak references")
 @pytest.mark.parametrize(("handler", "status"), [(_Remember, 200), (_RememberAndDeny, 403)])
 def test_a_finished_request_frees_its_context_without_the_cyclic_gc(
     handler: type[_Remember], status: int

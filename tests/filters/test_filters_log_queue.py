@@ -9,6 +9,8 @@ import time
 from types import SimpleNamespace
 from typing import Any, ClassVar
 
+import pytest
+
 from meshgate.proxy.filters import flow
 from meshgate.proxy.filters.api import PluginConfig, PluginHandler, RequestContext
 from meshgate.proxy.filters.testing_http import live_gateway, plugin
@@ -42,6 +44,7 @@ def _finished_request(loop: Any, logged: list[str], name: str) -> None:
     ctx.finished(200, 10, None)
 
 
+@pytest.mark.pure_python("hands the context duck-typed stand-ins")
 def test_log_phases_of_one_turn_run_from_one_callback_in_order() -> None:
     logged: list[str] = []
 
@@ -61,6 +64,7 @@ def test_log_phases_of_one_turn_run_from_one_callback_in_order() -> None:
     asyncio.run(main())
 
 
+@pytest.mark.pure_python("hands the context duck-typed stand-ins")
 def test_a_queue_left_by_a_stopped_loop_does_not_hold_up_the_next() -> None:
     logged: list[str] = []
     stopped = asyncio.new_event_loop()

@@ -117,12 +117,7 @@ class UpstreamProtocol(asyncio.Protocol):
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade as upgrade:
-            if self.upgraded and self.tunnel is not None:
-                offset = upgrade.args[0]
-                if offset < len(data):
-                    self.tunnel.from_upstream(data[offset:])
-            else:
-                exchange.upstream_failed("upstream-bad-response")
+            self._upgraded(exchange, data, upgrade.args[0])
             return
         except httptools.HttpParserCallbackError as error:
             if isinstance(error.__context__, _SkipBody):
@@ -138,6 +133,17 @@ class UpstreamProtocol(asyncio.Protocol):
             return
         if exchange.pending_head is not None:
             exchange.flush_head()
+
+    def _upgraded(self, exchange: Exchange, data: bytes, offset: int) -> None:
+        """The parser stopped at a 101: the rest of ``data`` is the tunnel's (a method of its
+        own: in ``_received`` the tunnel is known to be None before ``feed_data`` set it, and
+        a compiled build would trust that)."""
+        tunnel = self.tunnel
+        if self.upgraded and tunnel is not None:
+            if offset < len(data):
+                tunnel.from_upstream(data[offset:])
+        else:
+            exchange.upstream_failed("upstream-bad-response")
 
     def eof_received(self) -> bool | None:
         if self.tunnel is not None:
