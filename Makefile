@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run run-mesh test test-native native lint fmt bench bench-events services-up services-down clean tools
+.PHONY: run run-native run-mesh test test-native native lint fmt bench bench-events services-up services-down clean tools
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -18,6 +18,9 @@ venv: $(STAMP)
 
 run: $(STAMP)
 	$(BIN)/meshgate run -c examples/demo.yaml --demo-upstreams
+
+run-native: native
+	PYTHONPATH=$(CURDIR)/build/native/src $(BIN)/meshgate run -c examples/demo.yaml --demo-upstreams
 
 run-mesh: $(STAMP)
 	$(BIN)/meshgate demo mesh
@@ -38,7 +41,7 @@ test: $(STAMP) services-up tools lint
 	$(MAKE) test-native
 
 # The opt-in compiled engine (bench/build_native.py: 14 engine modules built with mypyc into a
-# copy of src under build/native/src; run meshgate with PYTHONPATH=build/native/src).
+# copy of src under build/native/src; run meshgate with PYTHONPATH=$PWD/build/native/src).
 native: $(STAMP)
 	$(BIN)/python bench/build_native.py
 
@@ -47,7 +50,7 @@ native: $(STAMP)
 NATIVE_TESTS := tests/engine tests/filters tests/plugins tests/plugins_runtime tests/live_apply \
 	tests/mesh_http tests/tls tests/events_http
 test-native: native services-up
-	eval "$$(bash scripts/services/env.sh)" && PYTHONPATH=build/native/src \
+	eval "$$(bash scripts/services/env.sh)" && PYTHONPATH=$(CURDIR)/build/native/src \
 		$(BIN)/pytest -p no:cacheprovider $(NATIVE_TESTS)
 
 fmt: $(STAMP)

@@ -3,8 +3,8 @@
 Copies ``src/meshgate`` to ``build/native/src`` and compiles ``NATIVE_MODULES`` there in place
 (C extensions beside the ``.py`` files, which the import then prefers). ``src`` itself is never
 touched, so tests and ``meshgate run`` stay plain Python. Run the bench against the copy with
-``PYTHONPATH=build/native/src .venv/bin/python bench/run.py ...`` (every meshgate the harness
-starts inherits it) or ``bench/events_bench.py --compare-src build/native/src``.
+``PYTHONPATH=$PWD/build/native/src .venv/bin/python bench/run.py ...`` (every meshgate the
+harness starts inherits it) or ``bench/events_bench.py --compare-src build/native/src``.
 
 Not the default (bench/README.md, "Compiling the hot path with mypyc", says why); `make test`
 runs the request-path tests against it (`make test-native`).

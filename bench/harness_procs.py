@@ -25,6 +25,20 @@ class StartError(RuntimeError):
     """A server did not come up; the message says why (exit status, log tail)."""
 
 
+def child_environment(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """This process's environment plus ``extra``, for a system started in its own folder:
+    relative ``PYTHONPATH`` entries are made absolute first (``PYTHONPATH=build/native/src``
+    would otherwise name nothing from the child's working directory, and the child would
+    silently run the interpreted engine)."""
+    merged = {**os.environ, **(extra or {})}
+    path = merged.get("PYTHONPATH")
+    if path:
+        merged["PYTHONPATH"] = os.pathsep.join(
+            os.path.abspath(entry) if entry else entry for entry in path.split(os.pathsep)
+        )
+    return merged
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind(("127.0.0.1", 0))
@@ -149,7 +163,7 @@ class Supervisor:
             process = subprocess.Popen(
                 argv,
                 cwd=workdir,
-                env={**os.environ, **(env or {})},
+                env=child_environment(env),
                 stdin=subprocess.DEVNULL,
                 stdout=log_file,
                 stderr=subprocess.STDOUT,

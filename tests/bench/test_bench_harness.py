@@ -25,6 +25,7 @@ import harness_report as report  # noqa: E402
 from harness_procs import (  # noqa: E402
     StartError,
     Supervisor,
+    child_environment,
     free_port,
     http_get,
     process_tree,
@@ -393,3 +394,17 @@ def test_plugin_cost_runs_the_real_chain_of_the_plugins_case() -> None:
     runner.headers = [(b"Host", b"x")]  # no key: key-auth refuses, and the timing says so
     with pytest.raises(RuntimeError, match="refused"):
         runner.once(chain)
+
+
+def test_a_started_system_gets_absolute_pythonpath_entries(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """``PYTHONPATH=build/native/src bench/run.py`` must reach meshgate started in its own
+    folder: relative entries are resolved against the harness's directory."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(["build/native/src", "/abs/dir"]))
+    env = child_environment({"EXTRA": "1"})
+    assert env["PYTHONPATH"].split(os.pathsep) == [str(tmp_path / "build/native/src"), "/abs/dir"]
+    assert env["EXTRA"] == "1"
+    monkeypatch.delenv("PYTHONPATH")
+    assert "PYTHONPATH" not in child_environment()
