@@ -137,8 +137,10 @@ class _Runner:
             raise RuntimeError(f"the bench chain refused the request: {refused}") from None
         ctx.phase = self.Phase.RESPONSE  # as flow._forward
         self.request_head(ctx, req, b"/", b"127.0.0.1:8000", _FORWARDED)
-        exchange: Any = SimpleNamespace(status=200, t_sent=req.started_at, t_head=self.monotonic())
-        facts: Any = SimpleNamespace(kept=list(_RESPONSE_LINES))
+        exchange = self.Exchange(self.client, req, self.croute, self.cservice, b"")
+        exchange.status, exchange.t_sent, exchange.t_head = 200, req.started_at, self.monotonic()
+        facts = self.ResponseFacts()
+        facts.kept = list(_RESPONSE_LINES)
         if not self.upstream_head(exchange, ctx, 200, facts):
             raise RuntimeError("a plugin of the bench chain took over the response")
         ctx.finished(200, 120, exchange)
@@ -151,8 +153,16 @@ class _Runner:
         from meshgate.proxy.filters.flow import ProxyContext, request_head, upstream_head
         from meshgate.proxy.filters.runner import advance
         from meshgate.proxy.http.clock import monotonic
-        from meshgate.proxy.http.heads import build_request_head, scan_request_headers
+        from meshgate.proxy.http.engine import HttpEngine
+        from meshgate.proxy.http.exchange import Exchange
+        from meshgate.proxy.http.heads import (
+            ResponseFacts,
+            build_request_head,
+            scan_request_headers,
+        )
         from meshgate.proxy.http.request import ProxyRequest
+        from meshgate.proxy.http.server import HttpProxyProtocol
+        from meshgate.proxy.http.settings import ProxySettings
 
         self.Exit, self.Phase, self.ProxyContext = Exit, Phase, ProxyContext
         self.no_match: Any = None  # ProxyContext keeps the match for the engine's forward
@@ -162,12 +172,14 @@ class _Runner:
             build_request_head,
             scan_request_headers,
         )
-        self.client: Any = SimpleNamespace(
-            tls=None, port_bytes=b"8000", closed=False, engine=SimpleNamespace(loop=loop)
-        )
-        self.croute: Any = SimpleNamespace(
-            route=self.route, service=SimpleNamespace(service=self.service)
-        )
+        self.Exchange, self.ResponseFacts = Exchange, ResponseFacts
+        # the engine's own classes where the context and the exchange hold them (a compiled
+        # engine checks those types); the compiled route and service stay stand-ins
+        engine = HttpEngine(None, ProxySettings(), loop)  # type: ignore[arg-type]  # no state read
+        self.client = HttpProxyProtocol(engine, tls=False)
+        self.client.port_bytes = b"8000"
+        self.cservice: Any = SimpleNamespace(service=self.service, balancer=None)
+        self.croute: Any = SimpleNamespace(route=self.route, service=self.cservice)
 
 
 async def _time_us_async(step: Callable[[], None], iterations: int) -> float:

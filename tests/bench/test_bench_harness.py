@@ -377,7 +377,6 @@ def test_harness_compares_proxies_and_route_counts_in_one_run(tmp_path: Path) ->
     _assert_servers_stopped(document)
 
 
-@pytest.mark.pure_python("plugin_cost.py hands the context duck-typed stand-ins")
 def test_plugin_cost_runs_the_real_chain_of_the_plugins_case() -> None:
     import plugin_cost
 
