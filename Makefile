@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run run-native run-mesh test test-native native lint fmt bench bench-events services-up services-down clean tools
+.PHONY: run run-mesh test test-pure native lint fmt bench bench-events services-up services-down clean tools
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -16,11 +16,17 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-run: $(STAMP)
-	$(BIN)/meshgate run -c examples/demo.yaml --demo-upstreams
+# The engine's request path compiled with mypyc, in place (scripts/build_native.py); rebuilt when
+# any source changed. Without a compiler the sources run (MESHGATE_PURE_PYTHON=1 forces them).
+NATIVE_RECORD := src/meshgate/_native_build.json
+SRC_PY := $(shell find src/meshgate -name '*.py')
+$(NATIVE_RECORD): $(STAMP) $(SRC_PY) scripts/build_native.py
+	$(BIN)/python scripts/build_native.py || echo "WARNING: no compiled engine; the interpreted one runs" >&2
 
-run-native: native
-	PYTHONPATH=$(CURDIR)/build/native/src $(BIN)/meshgate run -c examples/demo.yaml --demo-upstreams
+native: $(NATIVE_RECORD)
+
+run: $(STAMP) native
+	$(BIN)/meshgate run -c examples/demo.yaml --demo-upstreams
 
 run-mesh: $(STAMP)
 	$(BIN)/meshgate demo mesh
@@ -36,37 +42,33 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check
 	$(BIN)/mypy
 
-test: $(STAMP) services-up tools lint
+test: $(STAMP) native services-up tools lint
 	eval "$$(bash scripts/services/env.sh)" && $(BIN)/pytest -p no:cacheprovider
-	$(MAKE) test-native
+	$(MAKE) test-pure
 
-# The opt-in compiled engine (bench/build_native.py: 14 engine modules built with mypyc into a
-# copy of src under build/native/src; run meshgate with PYTHONPATH=$PWD/build/native/src).
-native: $(STAMP)
-	$(BIN)/python bench/build_native.py
-
-# The request-path test areas again, against the compiled engine (the whole suite passes there
-# too, minus the tests marked pure_python).
-NATIVE_TESTS := tests/engine tests/filters tests/plugins tests/plugins_runtime tests/live_apply \
+# The request-path test areas again on the interpreted engine (the suite above ran the compiled
+# one when it is built; tests marked pure_python run only here then).
+PURE_TESTS := tests/engine tests/filters tests/plugins tests/plugins_runtime tests/live_apply \
 	tests/mesh_http tests/tls tests/events_http
-test-native: native services-up
-	eval "$$(bash scripts/services/env.sh)" && PYTHONPATH=$(CURDIR)/build/native/src \
-		$(BIN)/pytest -p no:cacheprovider $(NATIVE_TESTS)
+test-pure: $(STAMP) services-up
+	eval "$$(bash scripts/services/env.sh)" && MESHGATE_PURE_PYTHON=1 \
+		$(BIN)/pytest -p no:cacheprovider $(PURE_TESTS)
 
 fmt: $(STAMP)
 	$(BIN)/ruff check --fix
 	$(BIN)/ruff format
 
-bench: $(STAMP)
+bench: $(STAMP) native
 	bash bench/install.sh
 	$(BIN)/python bench/run.py
 
-bench-events: $(STAMP) services-up
+bench-events: $(STAMP) native services-up
 	bash bench/install.sh
 	eval "$$(bash scripts/services/env.sh)" && $(BIN)/python bench/events_bench.py
 
 clean: services-down
-	rm -rf $(VENV) .services .pytest_cache .mypy_cache .ruff_cache
+	test ! -x $(BIN)/python || $(BIN)/python scripts/build_native.py --clean
+	rm -rf $(VENV) .services .pytest_cache .mypy_cache .ruff_cache build
 
 # Real clients the suite drives (decK from the Go module proxy, wrk, nginx, Envoy); tests that
 # need a missing one skip with a reason.

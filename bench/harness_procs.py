@@ -27,9 +27,9 @@ class StartError(RuntimeError):
 
 def child_environment(extra: dict[str, str] | None = None) -> dict[str, str]:
     """This process's environment plus ``extra``, for a system started in its own folder:
-    relative ``PYTHONPATH`` entries are made absolute first (``PYTHONPATH=build/native/src``
-    would otherwise name nothing from the child's working directory, and the child would
-    silently run the interpreted engine)."""
+    relative ``PYTHONPATH`` entries are made absolute first (``PYTHONPATH=other/src`` would
+    otherwise name nothing from the child's working directory, and the child would silently
+    run the default tree)."""
     merged = {**os.environ, **(extra or {})}
     path = merged.get("PYTHONPATH")
     if path:

@@ -12,8 +12,8 @@ from testkit import BackgroundLoop, EchoUpstreams
 
 
 def _engine_compiled() -> bool:
-    """Whether the engine runs from mypyc-compiled modules (``bench/build_native.py``'s copy
-    on ``PYTHONPATH``) rather than from its Python source."""
+    """Whether the engine runs from its mypyc-compiled modules (``make native``, see
+    ``meshgate._native``) rather than from its Python source."""
     import meshgate.proxy.http.server as server
 
     return not (server.__file__ or "").endswith(".py")

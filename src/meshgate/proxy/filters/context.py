@@ -54,7 +54,7 @@ def _message_json(message: str) -> bytes:
 
 
 # plugin tests subclass it (``filters.testing.FakeContext``), also when mypyc compiled this
-# module (bench/build_native.py)
+# module (meshgate._native)
 @mypyc_attr(allow_interpreted_subclasses=True)
 class HttpContext:
     """Implements ``meshgate.proxy.filters.api.RequestContext`` for one request."""

@@ -225,7 +225,7 @@ class _LogQueue:
 
 
 # holds this thread's ``_LogQueue`` as ``log_queue`` (not a subclass: mypyc compiles this module
-# in bench/build_native.py, and a compiled subclass of threading.local crashes)
+# (meshgate._native), and a compiled subclass of threading.local crashes)
 _thread_state = threading.local()
 
 
