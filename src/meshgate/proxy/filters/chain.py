@@ -230,16 +230,24 @@ def compile_plugins(
     memo = result.chain_memo
     known = previous.chain_memo if previous is not None else {}
     # the (http, https) pairs too, so that an unchanged route gets the very same object
-    pairs: dict[RouteChains, RouteChains] = {}
+    pairs: dict[Any, Any] = {}  # Any, not RouteChains: see _keep_pair
     if previous is not None:
-        pairs.update((pair, pair) for pair in previous.chains.values())
+        old_chains: dict[str, Any] = previous.chains
+        pairs.update((pair, pair) for pair in old_chains.values())
     for route in snap.routes:
         slots = _route_slots(route.id, route.service, scopes, consumers_of)
         if not slots:
             continue
         pair = (_chain_for(slots, "http", memo, known), _chain_for(slots, "https", memo, known))
-        result.chains[route.id] = pairs.setdefault(pair, pair)
+        _keep_pair(result.chains, route.id, pairs, pair)
     return result
+
+
+def _keep_pair(chains: dict[str, Any], route_id: str, pairs: dict[Any, Any], pair: Any) -> None:
+    """``chains[route_id]`` = the very tuple object an equal pair already has.  Typed ``Any``:
+    compiled, a value typed as a tuple is unboxed, and stored again as a new tuple object,
+    which would make every unchanged route look changed to the router build."""
+    chains[route_id] = pairs.setdefault(pair, pair)
 
 
 def _route_slots(
