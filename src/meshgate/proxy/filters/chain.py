@@ -229,8 +229,11 @@ def compile_plugins(
         return result
     memo = result.chain_memo
     known = previous.chain_memo if previous is not None else {}
-    # the (http, https) pairs too, so that an unchanged route gets the very same object
-    pairs: dict[Any, Any] = {}  # Any, not RouteChains: see _keep_pair
+    # the (http, https) pairs too, so that an unchanged route gets the very same object (typed
+    # Any: compiled, a value typed as a tuple is unboxed and boxed again as a new object, and
+    # every unchanged route would look changed to the router build, which compares by identity)
+    chains: dict[str, Any] = result.chains
+    pairs: dict[Any, Any] = {}
     if previous is not None:
         old_chains: dict[str, Any] = previous.chains
         pairs.update((pair, pair) for pair in old_chains.values())
@@ -238,16 +241,12 @@ def compile_plugins(
         slots = _route_slots(route.id, route.service, scopes, consumers_of)
         if not slots:
             continue
-        pair = (_chain_for(slots, "http", memo, known), _chain_for(slots, "https", memo, known))
-        _keep_pair(result.chains, route.id, pairs, pair)
+        pair: Any = (
+            _chain_for(slots, "http", memo, known),
+            _chain_for(slots, "https", memo, known),
+        )
+        chains[route.id] = pairs.setdefault(pair, pair)
     return result
-
-
-def _keep_pair(chains: dict[str, Any], route_id: str, pairs: dict[Any, Any], pair: Any) -> None:
-    """``chains[route_id]`` = the very tuple object an equal pair already has.  Typed ``Any``:
-    compiled, a value typed as a tuple is unboxed, and stored again as a new tuple object,
-    which would make every unchanged route look changed to the router build."""
-    chains[route_id] = pairs.setdefault(pair, pair)
 
 
 def _route_slots(
