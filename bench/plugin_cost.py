@@ -152,8 +152,8 @@ class _Runner:
         from meshgate.proxy.filters.api import Exit, Phase
         from meshgate.proxy.filters.flow import ProxyContext, request_head, upstream_head
         from meshgate.proxy.filters.runner import advance
+        from meshgate.proxy.filters.testing import detached_client
         from meshgate.proxy.http.clock import monotonic
-        from meshgate.proxy.http.engine import HttpEngine
         from meshgate.proxy.http.exchange import Exchange
         from meshgate.proxy.http.heads import (
             ResponseFacts,
@@ -161,8 +161,6 @@ class _Runner:
             scan_request_headers,
         )
         from meshgate.proxy.http.request import ProxyRequest
-        from meshgate.proxy.http.server import HttpProxyProtocol
-        from meshgate.proxy.http.settings import ProxySettings
 
         self.Exit, self.Phase, self.ProxyContext = Exit, Phase, ProxyContext
         self.no_match: Any = None  # ProxyContext keeps the match for the engine's forward
@@ -175,9 +173,7 @@ class _Runner:
         self.Exchange, self.ResponseFacts = Exchange, ResponseFacts
         # the engine's own classes where the context and the exchange hold them (a compiled
         # engine checks those types); the compiled route and service stay stand-ins
-        engine = HttpEngine(None, ProxySettings(), loop)  # type: ignore[arg-type]  # no state read
-        self.client = HttpProxyProtocol(engine, tls=False)
-        self.client.port_bytes = b"8000"
+        self.client = detached_client(loop)
         self.cservice: Any = SimpleNamespace(service=self.service, balancer=None)
         self.croute: Any = SimpleNamespace(route=self.route, service=self.cservice)
 

@@ -28,7 +28,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         marker = item.get_closest_marker("pure_python")
         if marker is not None:
-            reason = marker.args[0] if marker.args else "needs the interpreted engine"
+            reason = marker.args[0] if marker.args else "holds only for the interpreted engine"
             item.add_marker(pytest.mark.skip(reason=f"compiled engine: {reason}"))
 
 

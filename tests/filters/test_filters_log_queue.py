@@ -11,14 +11,10 @@ from typing import Any, ClassVar
 
 from meshgate.proxy.filters import flow
 from meshgate.proxy.filters.api import PluginConfig, PluginHandler, RequestContext
-from meshgate.proxy.filters.chain import Bound, Chain
+from meshgate.proxy.filters.testing import chain_of, detached_client, make_handler
 from meshgate.proxy.filters.testing_http import live_gateway, plugin
 from meshgate.proxy.http.clock import monotonic
-from meshgate.proxy.http.engine import HttpEngine
 from meshgate.proxy.http.request import ProxyRequest
-from meshgate.proxy.http.server import HttpProxyProtocol
-from meshgate.proxy.http.settings import ProxySettings
-from meshgate.snapshot import PluginInstance
 
 
 class _CountingLoop:
@@ -50,15 +46,12 @@ def _finished_request(loop: Any, logged: list[str], name: str) -> None:
     engine's own classes: a compiled engine checks the types it is handed)."""
     req = ProxyRequest("127.0.0.1", monotonic())
     req.message_complete = True
-    instance = PluginInstance(id=name, name=_AppendName.name)
-    handler = _AppendName(PluginConfig(), instance, None)  # type: ignore[arg-type]  # no env read
+    handler = make_handler(_AppendName, instance={"id": name})
+    assert isinstance(handler, _AppendName)
     handler.logged = logged
-    logger = Bound(handler, instance)
-    chain = Chain(rewrite=(), slots=(), access=(), response=(), body=(), log=(logger,),
-                  dynamic=False, needs_body=False, body_limit=0)  # fmt: skip
-    client = HttpProxyProtocol(HttpEngine(None, ProxySettings(), loop), tls=False)  # type: ignore[arg-type]
+    client = detached_client(loop)
     croute: Any = SimpleNamespace(route=None, service=None)
-    ctx = flow.ProxyContext(client, req, croute, None, chain)  # type: ignore[arg-type]
+    ctx = flow.ProxyContext(client, req, croute, None, chain_of(handler))  # type: ignore[arg-type]
     req.ctx = ctx
     ctx.finished(200, 10, None)
 

@@ -51,7 +51,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from meshgate.proxy.filters.api import Exit, Phase, PhaseError, PluginHandler
 from meshgate.proxy.filters.chain import Bound, Chain, Slot, _make_chain
@@ -63,6 +63,9 @@ from meshgate.proxy.http.clock import monotonic
 from meshgate.proxy.http.heads import scan_request_headers
 from meshgate.proxy.http.request import ProxyRequest
 from meshgate.snapshot import Consumer, PluginInstance, Route, Service, Snapshot
+
+if TYPE_CHECKING:
+    from meshgate.proxy.http.server import HttpProxyProtocol
 
 HeadersIn = Mapping[str, str | Sequence[str]] | Sequence[tuple[str, str]]
 
@@ -223,6 +226,20 @@ class PhaseResult:
     status: int
     headers: dict[str, list[str]] = field(default_factory=dict)
     body: bytes = b""
+
+
+def detached_client(loop: asyncio.AbstractEventLoop | None = None) -> HttpProxyProtocol:
+    """A client connection with no socket and no runtime behind it: what a ``ProxyContext``
+    driven outside a server holds (benches, log-phase tests). The engine's own class, so that
+    a compiled engine, which checks the types it is handed, takes it too."""
+    from meshgate.proxy.http.engine import HttpEngine
+    from meshgate.proxy.http.server import HttpProxyProtocol
+    from meshgate.proxy.http.settings import ProxySettings
+
+    engine = HttpEngine(None, ProxySettings(), loop)  # type: ignore[arg-type]  # state: never read
+    client = HttpProxyProtocol(engine, tls=False)
+    client.port_bytes = b"8000"
+    return client
 
 
 def make_handler(
