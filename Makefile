@@ -19,7 +19,7 @@ venv: $(STAMP)
 # The engine's request path compiled with mypyc, in place (scripts/build_native.py); rebuilt when
 # any source changed. Without a compiler the sources run (MESHGATE_PURE_PYTHON=1 forces them).
 NATIVE_RECORD := src/meshgate/_native_build.json
-SRC_PY := $(shell find src/meshgate -name '*.py')
+SRC_PY := $(shell find src/meshgate -name '*.py' -o -name '*.c')
 $(NATIVE_RECORD): $(STAMP) $(SRC_PY) scripts/build_native.py
 	$(BIN)/python scripts/build_native.py || echo "WARNING: no compiled engine; the interpreted one runs" >&2
 

@@ -29,7 +29,7 @@ GROUP = "meshgate_native"  # the shared library: src/meshgate_native__mypyc*.so
 def clean() -> None:
     """Remove the extensions, the shared library and the build record."""
     _native.BUILD_RECORD.unlink(missing_ok=True)
-    for module in _native.NATIVE_MODULES:
+    for module in (*_native.NATIVE_MODULES, *_native.NATIVE_EXTENSIONS):
         while (built := _native.compiled_of(module)) is not None:
             built.unlink()
     for shared in SRC.glob(f"{GROUP}__mypyc*"):
@@ -39,12 +39,17 @@ def clean() -> None:
 def build() -> None:
     clean()  # a failed build leaves nothing half-made behind
     modules = [_native.source_of(m).relative_to(SRC).as_posix() for m in _native.NATIVE_MODULES]
+    extensions = [
+        (m, _native.source_of(m).with_suffix(".c").relative_to(SRC).as_posix())
+        for m in _native.NATIVE_EXTENSIONS
+    ]
     setup = (
-        "from setuptools import setup\n"
+        "from setuptools import Extension, setup\n"
         "from mypyc.build import mypycify\n"
         "setup(name='meshgate-native', ext_modules=mypycify(\n"
         f"    ['--config-file', {str(REPO / 'pyproject.toml')!r}, *{modules!r}],\n"
-        f"    opt_level='3', group_name={GROUP!r}, target_dir={str(WORK / 'c')!r}),\n"
+        f"    opt_level='3', group_name={GROUP!r}, target_dir={str(WORK / 'c')!r})\n"
+        f"    + [Extension(name, [c], extra_compile_args=['-O2']) for name, c in {extensions!r}],\n"
         f"    script_args=['build_ext', '--inplace', '--build-temp', {str(WORK / 'tmp')!r},\n"
         f"                 '--build-lib', {str(WORK / 'lib')!r}])\n"
     )

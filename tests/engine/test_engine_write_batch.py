@@ -10,6 +10,7 @@ from typing import Any, cast
 import pytest
 from engine_kit import Client, TestUpstream, get, make_config, make_route, make_service, proxy, run
 
+from meshgate import _native
 from meshgate.proxy.http.write_batch import FLUSH_BYTES, BatchedTransport, WriteBatch
 
 
@@ -217,5 +218,7 @@ def test_the_engine_proxies_alike_with_batching_on_and_off(
         up.close()
 
     run(main())
+    if _native.engine == "compiled":
+        return  # compiled callers never see the patched _add (make test-pure counts them)
     # requests to upstreams and responses to clients were held (both sides' transports)
     assert (len({id(t) for t in held}) > 20) is batching

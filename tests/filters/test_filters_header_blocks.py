@@ -125,7 +125,7 @@ def test_a_response_block_keeps_the_phase_and_value_checks() -> None:
     ctx.phase = Phase.ACCESS
     with pytest.raises(ValueError, match="invalid value"):
         ctx.set_response_headers(_BLOCK, ["1", "2\r\nX-Evil: 1", "3"])
-    with pytest.raises(ValueError, match="shorter"):
+    with pytest.raises(ValueError, match="2 values for the 3 names"):
         ctx.set_response_headers(_BLOCK, ["1", "2"])  # a value per name
     ctx.phase = Phase.LOG
     with pytest.raises(PhaseError):
@@ -196,3 +196,16 @@ def test_authenticate_refuses_a_value_that_would_inject_a_header() -> None:
     with pytest.raises(ValueError, match="invalid value"):
         ctx.authenticate(Consumer(id="c-1", username="ann\r\nX-Evil: 1"), None)
     assert check_header("X-Consumer-ID", None) == "x-consumer-id"
+
+
+def test_a_memo_block_encodes_a_values_tuple_once_and_applies_alike() -> None:
+    plain = HeaderBlock(["X-Consumer-ID", "X-Anon"])
+    memo = HeaderBlock(["X-Consumer-ID", "X-Anon"], memo=True)
+    lines = [b"x-consumer-id: forged\r\n", b"Accept: */*\r\n"]
+    for values in (("c1", None), ("c2", "true"), ("c1", None)):
+        assert memo.apply(lines, values) == plain.apply(lines, values)
+    assert memo.memo is not None
+    assert set(memo.memo) == {("c1", None), ("c2", "true")}
+    assert plain.memo is None
+    with pytest.raises(ValueError, match="1 values for the 2 names"):
+        memo.apply(lines, ("c3",))

@@ -4,6 +4,7 @@ worker processes, and the per-request cost."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -112,6 +113,10 @@ def test_exposition_format_is_kongs() -> None:
 
 
 def test_gauges_from_registered_sources() -> None:
+    asyncio.run(_gauges_from_registered_sources())
+
+
+async def _gauges_from_registered_sources() -> None:
     handler = make_handler("prometheus", {"upstream_health_metrics": True})
     targets = [
         sources.TargetHealth("pool", "a.test:80", "10.0.0.1:80", "healthy"),
@@ -119,20 +124,20 @@ def test_gauges_from_registered_sources() -> None:
     ]
     sources.set_upstream_health_source(lambda: targets)
     sources.set_connections_source(lambda: {"active": 3, "accepted": 10})
+    name = "kong_upstream_target_health"
     try:
-        name = "kong_upstream_target_health"
+        assert value(name, target="a.test:80", state="healthy") == 0  # not started: not wanted
+        await handler.start()
         assert value(name, target="a.test:80", state="healthy") == 1
         assert value(name, target="a.test:80", state="unhealthy") == 0
         assert value(name, target="b.test:80", state="dns_error", address="") == 1
         assert value("meshgate_connections", state="active") == 3
         targets.pop()
         assert value(name, target="b.test:80", state="dns_error") == 0  # gone
-        del handler  # nobody wants health any more
-        import gc
-
-        gc.collect()
+        await handler.stop()  # nobody wants health any more
         assert value(name, target="a.test:80", state="healthy") == 0
     finally:
+        await handler.stop()
         sources.set_upstream_health_source(None)
         sources.set_connections_source(None)
 

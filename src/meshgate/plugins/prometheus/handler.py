@@ -70,8 +70,7 @@ class Handler(PluginHandler):
         self.latency = metrics.latency() if config.latency_metrics else None
         self.bandwidth = metrics.bandwidth() if config.bandwidth_metrics else None
         self.counts_anything = bool(self.requests or self.latency or self.bandwidth)
-        if config.upstream_health_metrics:
-            sources.want_upstream_health(self)
+        self.wants_health = config.upstream_health_metrics
         self.sampler: Sampler = env.node_resource("prometheus:sampler", Sampler)
         self.started = False
         # (route id, status, from the service, consumer) -> Series
@@ -82,11 +81,14 @@ class Handler(PluginHandler):
     async def start(self) -> None:
         if not self.started:
             self.started = True
+            if self.wants_health:
+                sources.want_upstream_health(self)
             self.sampler.acquire()
 
     async def stop(self) -> None:
         if self.started:
             self.started = False
+            sources.release_upstream_health(self)
             await self.sampler.release()
 
     def log(self, ctx: RequestContext) -> None:

@@ -16,10 +16,8 @@ from __future__ import annotations
 
 import logging
 import os
-import weakref
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from prometheus_client import ProcessCollector
 
@@ -43,7 +41,9 @@ ConnectionsSource = Callable[[], Mapping[str, float]]
 
 _health_source: HealthSource | None = None
 _connections_source: ConnectionsSource | None = None
-_health_wanted: weakref.WeakSet[Any] = weakref.WeakSet()
+# the handlers that asked for target health, by identity (no weak references: a compiled
+# handler takes none)
+_health_wanted: set[int] = set()
 _process = ProcessCollector(registry=None)
 _last_health: set[tuple[str, str, str]] = set()
 
@@ -58,9 +58,14 @@ def set_connections_source(source: ConnectionsSource | None) -> None:
     _connections_source = source
 
 
-def want_upstream_health(owner: Any) -> None:
-    """``owner`` (a handler) asks for target health; forgotten when it is collected."""
-    _health_wanted.add(owner)
+def want_upstream_health(owner: object) -> None:
+    """``owner`` (a started handler) asks for target health until it calls
+    ``release_upstream_health``."""
+    _health_wanted.add(id(owner))
+
+
+def release_upstream_health(owner: object) -> None:
+    _health_wanted.discard(id(owner))
 
 
 def health_wanted() -> bool:

@@ -63,12 +63,17 @@ def cached_period_starts(now: int) -> tuple[int, int, int, int, int, int]:
 
 
 class _Period:
-    __slots__ = ("expiration", "index", "limit", "limit_header", "limit_text", "name", "rem_header")
+    __slots__ = (
+        "expiration", "index", "limit", "limit_header", "limit_text", "name", "rem_header",
+        "whole",
+    )  # fmt: skip
 
     def __init__(self, index: int, limit: float) -> None:
         self.index = index
         self.name = PERIODS[index]
         self.limit = limit
+        # the limit as an int when it is one (the usual case): remaining counts print with str()
+        self.whole = int(limit) if float(limit).is_integer() else -1
         self.limit_text = number_text(limit)
         self.expiration = EXPIRATION[index]
         title = self.name.capitalize()
@@ -212,23 +217,25 @@ class Handler(PluginHandler):
             values: list[str | None] = []
             best: _Period | None = None
             best_remaining = 0.0
+            best_text = ""
             for j, period in enumerate(self.periods):
                 remaining = period.limit - usage[j]
                 if stop < 0 or stop == j:
                     remaining -= 1
                 remaining = max(0, remaining)
+                text = str(int(remaining)) if period.whole >= 0 else number_text(remaining)
                 if (
                     best is None
                     or remaining < best_remaining
                     or (remaining == best_remaining and period.expiration > best.expiration)
                 ):
-                    best, best_remaining = period, remaining
+                    best, best_remaining, best_text = period, remaining, text
                     reset = max(1, period.expiration - (now - starts[period.index]))
                 values.append(period.limit_text)
-                values.append(number_text(remaining))
+                values.append(text)
             assert best is not None
             values.append(best.limit_text)
-            values.append(number_text(best_remaining))
+            values.append(best_text)
             values.append(str(reset))
             ctx.set_response_headers(self.client_headers, values)
         if stop >= 0:

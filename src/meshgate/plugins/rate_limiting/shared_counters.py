@@ -33,6 +33,10 @@ area rounded up to 4 KiB), then ``stripes x slots_per_stripe`` slots of 32 bytes
 
 Without a node id (``MESHGATE_NODE_ID`` unset: tests, embedding) the store is per-process
 anonymous memory and takes no lock.
+
+With the compiled engine (``make native``), ``hit`` runs in ``counter_kernel`` (C: the same
+table and semantics, the mutex taken without ctypes); this module's ``hit`` is the reference
+and runs wherever the kernel is not built or the stripes use ``lockf``.
 """
 
 from __future__ import annotations
@@ -40,12 +44,16 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import importlib
 import mmap
 import os
 import struct
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
+
+from meshgate import _native
 
 from .stripe_locks import MUTEX_SIZE, PresenceLock, RobustMutexes, robust_mutexes_available
 
@@ -65,6 +73,19 @@ _MASK64 = (1 << 64) - 1
 _MIX = 0x9E3779B97F4A7C15
 _unpack_from = SLOT.unpack_from
 _pack_into = SLOT.pack_into
+
+
+def _kernel_module() -> Any:
+    """``counter_kernel`` when the compiled engine runs and it was built, else None."""
+    if _native.engine != "compiled":
+        return None
+    try:
+        return importlib.import_module("meshgate.plugins.rate_limiting.counter_kernel")
+    except ImportError:
+        return None
+
+
+_KERNEL = _kernel_module()
 
 
 def group_hash(text: str) -> int:
@@ -115,7 +136,9 @@ class CounterStore:
         *,
         slots: int | None = None,
         stripes: int = DEFAULT_STRIPES,
+        kernel: bool = True,
     ) -> None:
+        """``kernel=False``: always the Python ``hit`` (tests compare the two)."""
         total = slots if slots is not None else _slots_from_env()
         per_stripe = max(PROBES, total // stripes)
         self.path = Path(path) if path is not None else None
@@ -130,6 +153,16 @@ class CounterStore:
             self._map = mmap.mmap(-1, HEADER_SIZE + stripes * per_stripe * SLOT_SIZE)
         else:
             self._map = self._open_shared(self.path, stripes, per_stripe)
+        self._kernel: Any = self._native_table() if kernel else None
+
+    def _native_table(self) -> Any:
+        """The C hit's view of the table: with robust mutexes or no lock at all (stripes
+        locked with lockf stay in Python).  A method of its own: compiled code would trust
+        ``__init__``'s narrowing of ``_mutexes`` to None across ``_open_shared``."""
+        if _KERNEL is None or (self.path is not None and self._mutexes is None):
+            return None
+        mutexes = HEADER_SIZE if self._mutexes is not None else -1
+        return _KERNEL.Table(self._map, self.data_start, self.stripes, self.per_stripe, mutexes)
 
     def _open_shared(self, path: Path, stripes: int, per_stripe: int) -> mmap.mmap:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -172,6 +205,9 @@ class CounterStore:
         return mapped
 
     def close(self) -> None:
+        if self._kernel is not None:
+            self._kernel.release()
+            self._kernel = None
         if self._mutexes is not None:
             self._mutexes.close()
             self._mutexes = None
@@ -223,6 +259,14 @@ class CounterStore:
         request and the index of the first exhausted period (usage >= limit; nothing counted)
         or -1 (every period counted).
         """
+        kernel = self._kernel
+        if kernel is not None:
+            counted, first_stop, evicted = kernel.hit(
+                stripe, fingerprints, homes, windows, expires, limits, now
+            )
+            if evicted:
+                self.evictions += evicted
+            return counted, first_stop
         mutexes = self._mutexes
         address = 0
         if mutexes is not None:

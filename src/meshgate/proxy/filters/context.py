@@ -27,7 +27,6 @@ from meshgate.proxy.filters.headers import (
     Op,
     apply_ops,
     check_header,
-    check_value,
 )
 
 if TYPE_CHECKING:
@@ -336,9 +335,11 @@ class HttpContext:
                 else:
                     table.set(name, value)
             return
-        for name, value in zip(IDENTITY_HEADERS.names, values, strict=True):
-            if value is not None:
-                check_value(name, value)
+        if values not in _CHECKED_IDENTITIES:
+            IDENTITY_HEADERS.check(values)
+            if len(_CHECKED_IDENTITIES) >= _CHECKED_LIMIT:
+                _CHECKED_IDENTITIES.clear()
+            _CHECKED_IDENTITIES.add(values)
         if self.request_ops is None and self.request_block is None:
             self.request_block = (IDENTITY_HEADERS, values)  # the usual case: one record
         else:
@@ -471,10 +472,7 @@ class HttpContext:
         if phase is not Phase.RESPONSE:
             if phase not in _RESPONSE_WRITE:
                 self._check(_RESPONSE_WRITE, "setting a response header")
-            values = tuple(values)
-            for name, value in zip(block.names, values, strict=True):
-                if value is not None:
-                    check_value(name, value)
+            values = block.check(values)
             if self.response_ops is None and self.response_block is None:
                 self.response_block = (block, values)
             else:
@@ -511,7 +509,8 @@ class HttpContext:
         return self.started_wall
 
 
-# the upstream headers ``authenticate`` sets or clears, in Kong's order
+# the upstream headers ``authenticate`` sets or clears, in Kong's order (a consumer's values
+# repeat: their lines are encoded once, memo)
 IDENTITY_HEADERS = HeaderBlock(
     (
         "X-Consumer-ID",
@@ -519,8 +518,12 @@ IDENTITY_HEADERS = HeaderBlock(
         "X-Consumer-Username",
         "X-Credential-Identifier",
         "X-Anonymous-Consumer",
-    )
+    ),
+    memo=True,
 )
+# identity values already checked by ``check_value`` (bounded; a set of plain tuples)
+_CHECKED_IDENTITIES: set[tuple[str | None, ...]] = set()
+_CHECKED_LIMIT = 4096
 
 
 class RequestHeaders(Mapping[str, Sequence[str]]):

@@ -108,10 +108,13 @@ class HeaderBlock:
     pair instead of an op per name, and ``apply`` puts it on a head's lines directly.
     ``apply(lines, values)`` is exactly ``apply_ops(lines, ops(values))``."""
 
-    __slots__ = ("drop", "firsts", "lnames", "names", "prefixes")
+    __slots__ = ("drop", "firsts", "lnames", "memo", "names", "prefixes")
 
-    def __init__(self, names: Sequence[str]) -> None:
+    def __init__(self, names: Sequence[str], *, memo: bool = False) -> None:
         self.names = tuple(names)
+        # memo: the encoded lines of each values tuple seen (bounded), for blocks whose values
+        # repeat across requests (a consumer's identity), not per-request figures
+        self.memo: dict[tuple[str | None, ...], list[bytes]] | None = {} if memo else None
         self.lnames = tuple(check_header(name, None) for name in self.names)
         if len(set(self.lnames)) != len(self.lnames):
             raise ValueError(f"a header block names a header twice: {self.names}")
@@ -133,17 +136,50 @@ class HeaderBlock:
             for lname, name, value in zip(self.lnames, self.names, values, strict=True)
         ]
 
+    def check(self, values: Sequence[str | None]) -> tuple[str | None, ...]:
+        """``values`` as a tuple, one per name, each checked by ``check_value``."""
+        checked = tuple(values)
+        names = self.names
+        if len(checked) != len(names):
+            raise ValueError(f"{len(checked)} values for the {len(names)} names of {self!r}")
+        for i in range(len(names)):
+            value = checked[i]
+            if value is not None and ("\r" in value or "\n" in value or "\x00" in value):
+                raise ValueError(f"invalid value for header {names[i]!r}")
+        return checked
+
     def apply(self, lines: list[bytes], values: Sequence[str | None]) -> list[bytes]:
         """``lines`` without this block's names, then a line per set value, in order."""
         drop, firsts = self.drop, self.firsts
         out = [
             ln for ln in lines if ln[:1] not in firsts or ln[: ln.find(b":")].lower() not in drop
         ]
-        for prefix, value in zip(self.prefixes, values, strict=True):
-            if value is not None:
-                out.append(prefix + value.encode("latin-1", "replace") + b"\r\n")
+        memo = self.memo
+        if memo is None:
+            out.extend(self._encode(values))
+            return out
+        key = tuple(values)
+        encoded = memo.get(key)
+        if encoded is None:
+            if len(memo) >= _MEMO_LIMIT:
+                memo.clear()
+            encoded = memo[key] = self._encode(values)
+        out.extend(encoded)
         return out
 
+    def _encode(self, values: Sequence[str | None]) -> list[bytes]:
+        prefixes = self.prefixes
+        if len(values) != len(prefixes):
+            raise ValueError(f"{len(values)} values for the {len(prefixes)} names of {self!r}")
+        encoded: list[bytes] = []
+        for i in range(len(prefixes)):
+            value = values[i]
+            if value is not None:
+                encoded.append(prefixes[i] + value.encode("latin-1", "replace") + b"\r\n")
+        return encoded
+
+
+_MEMO_LIMIT = 4096
 
 # What a context records for a block: the block and its values (checked when recorded).
 BlockValues = tuple[HeaderBlock, tuple[str | None, ...]]
