@@ -1,18 +1,17 @@
 """Cheap facts about a finished request for log-phase plugins (metrics, traces).
 
 ``ctx.serialize()`` builds Kong's whole log record (route and service dumped as dicts); a
-metrics plugin only needs a few numbers, so ``log_facts`` reads them straight from the
-engine's context when it is one, and falls back to ``serialize()`` for any other
+metrics plugin only needs a few numbers, so ``log_facts`` asks the engine's context for them
+(its ``log_figures`` method) when it is one, and falls back to ``serialize()`` for any other
 ``RequestContext`` implementation (``log_figures``: the same as a plain tuple, for a plugin
-that runs on every request and wants no object built).  Numbers match the serializer's: latencies in ms
-(request = total, kong = until the request was sent upstream, proxy = upstream time to the
-response head), sizes in bytes.
+that runs on every request and wants no object built).  Numbers match the serializer's:
+latencies in ms (request = total, kong = until the request was sent upstream, proxy = upstream
+time to the response head), sizes in bytes.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from meshgate.proxy.filters.api import RequestContext
 
@@ -38,36 +37,14 @@ def log_facts(ctx: RequestContext) -> LogFacts:
 
 def log_figures(ctx: RequestContext) -> Figures:
     """``log_facts`` as a tuple, in ``LogFacts`` field order."""
-    c: Any = ctx
-    try:  # the engine's context (HttpContext) carries the figures directly
-        req = c.req
-        started = req.started_at
-        end = c.t_end or started
-        exchange = c.exchange
-        sent = c.bytes_sent
-        exited = c.exited
-    except AttributeError:
-        facts = _from_serializer(ctx)
-        return (
-            facts.request_ms, facts.kong_ms, facts.proxy_ms, facts.ingress_bytes,
-            facts.egress_bytes, facts.from_service, facts.started_at,
-        )  # fmt: skip
-    total_ms = (end - started) * 1000.0
-    if total_ms < 0.0:
-        total_ms = 0.0
-    kong_ms = total_ms
-    proxy_ms: float | None = None
-    from_service = False
-    if exchange is not None:
-        from_service = bool(exchange.status) and exited is None
-        t_sent = exchange.t_sent
-        if t_sent:
-            kong_ms = (t_sent - started) * 1000.0
-            if exchange.t_head:
-                proxy_ms = (exchange.t_head - t_sent) * 1000.0
+    engine_figures = getattr(ctx, "log_figures", None)
+    if engine_figures is not None:  # the engine's context (HttpContext) has them at hand
+        figures: Figures = engine_figures()
+        return figures
+    facts = _from_serializer(ctx)
     return (
-        total_ms, kong_ms, proxy_ms, req.head_size + len(req.url) + req.body_received,
-        sent, from_service, started,
+        facts.request_ms, facts.kong_ms, facts.proxy_ms, facts.ingress_bytes,
+        facts.egress_bytes, facts.from_service, facts.started_at,
     )  # fmt: skip
 
 

@@ -500,6 +500,32 @@ class HttpContext:
             self.serialize_values = {}
         self.serialize_values[key] = value
 
+    def log_figures(
+        self,
+    ) -> tuple[float, float, float | None, int, int, bool, float]:
+        """The log phase's figures (``meshgate.plugins._shared.facts.log_figures``):
+        request/kong/proxy ms, ingress/egress bytes, from the service, started (monotonic)."""
+        req = self.req
+        started = req.started_at
+        end = self.t_end or started
+        total_ms = (end - started) * 1000.0
+        if total_ms < 0.0:
+            total_ms = 0.0
+        kong_ms = total_ms
+        proxy_ms: float | None = None
+        from_service = False
+        exchange = self.exchange
+        if exchange is not None:
+            from_service = bool(exchange.status) and self.exited is None
+            t_sent: float = exchange.t_sent
+            if t_sent:
+                kong_ms = (t_sent - started) * 1000.0
+                t_head: float = exchange.t_head
+                if t_head:
+                    proxy_ms = (t_head - t_sent) * 1000.0
+        ingress = req.head_size + len(req.url) + req.body_received
+        return total_ms, kong_ms, proxy_ms, ingress, self.bytes_sent, from_service, started
+
     def start_time(self) -> float:
         """When the request started (epoch seconds)."""
         if not self.started_wall:
