@@ -13,6 +13,7 @@ the sources run, as before.
 from __future__ import annotations
 
 import argparse
+import importlib.machinery
 import json
 import subprocess
 import sys
@@ -29,8 +30,8 @@ GROUP = "meshgate_native"  # the shared library: src/meshgate_native__mypyc*.so
 def clean() -> None:
     """Remove the extensions, the shared library and the build record."""
     _native.BUILD_RECORD.unlink(missing_ok=True)
-    for module in (*_native.NATIVE_MODULES, *_native.NATIVE_EXTENSIONS):
-        while (built := _native.compiled_of(module)) is not None:
+    for suffix in importlib.machinery.EXTENSION_SUFFIXES:  # also modules no longer listed
+        for built in _native.PACKAGE_DIR.rglob(f"*{suffix}"):
             built.unlink()
     for shared in SRC.glob(f"{GROUP}__mypyc*"):
         shared.unlink()
