@@ -52,6 +52,7 @@ NATIVE_MODULES = (
     "meshgate.proxy.filters.headers",
     "meshgate.proxy.http.write_batch",
     "meshgate.plugins._shared.facts",
+    "meshgate.plugins._auth",
     "meshgate.plugins.key_auth.handler",
     "meshgate.plugins.rate_limiting.handler",
     "meshgate.plugins.rate_limiting.shared_counters",
@@ -68,7 +69,8 @@ reason = "not built (make native)"
 
 
 def source_of(module: str) -> Path:
-    return PACKAGE_DIR.parent.joinpath(*module.split(".")).with_suffix(".py")
+    path = PACKAGE_DIR.parent.joinpath(*module.split("."))
+    return path / "__init__.py" if path.is_dir() else path.with_suffix(".py")
 
 
 def compiled_of(module: str) -> Path | None:

@@ -79,3 +79,17 @@ def test_a_changed_source_makes_the_build_stale(
     del sources["errors.py"]
     record.write_text(json.dumps({"sources": sources}))
     assert _native._stale() == "sources changed since the build (make native)"
+
+
+def test_packages_and_the_c_kernel_are_part_of_the_build() -> None:
+    assert (
+        _native.source_of("meshgate.plugins._auth").as_posix().endswith("plugins/_auth/__init__.py")
+    )
+    finder = _native.SourceFirst(_native.NATIVE_MODULES)
+    spec = finder.find_spec("meshgate.plugins._auth", None)
+    assert spec is not None
+    assert spec.submodule_search_locations  # loaded from source, still a package
+    kernel = "plugins/rate_limiting/counter_kernel.c"
+    assert kernel in _native.source_files()  # an edited kernel makes the build stale
+    (module,) = _native.NATIVE_EXTENSIONS
+    assert _native.source_of(module).with_suffix(".c").as_posix().endswith(kernel)
