@@ -20,7 +20,7 @@ venv: $(STAMP)
 # any source changed. Without a compiler the sources run (MESHGATE_PURE_PYTHON=1 forces them).
 NATIVE_RECORD := src/meshgate/_native_build.json
 SRC_PY := $(shell find src/meshgate -name '*.py' -o -name '*.c')
-$(NATIVE_RECORD): $(STAMP) $(SRC_PY) scripts/build_native.py
+$(NATIVE_RECORD): $(STAMP) $(SRC_PY) scripts/build_native.py scripts/native_setup.py
 	$(BIN)/python scripts/build_native.py || echo "WARNING: no compiled engine; the interpreted one runs" >&2
 
 native: $(NATIVE_RECORD)

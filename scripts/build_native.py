@@ -5,7 +5,8 @@ Builds ``meshgate._native.NATIVE_MODULES`` into C extensions beside their ``.py`
 build record that ``meshgate._native.choose`` checks on every import (a source changed since
 the build: the interpreted engine runs, with a warning). Everything it makes is git-ignored;
 ``--clean`` removes it. Without a C compiler or the interpreter's headers the build fails and
-the sources run, as before.
+the sources run, as before. ``scripts/native_setup.py`` is the setuptools step (and mends
+mypyc's weak-reference slots, see there).
 
     .venv/bin/python scripts/build_native.py [--clean]
 """
@@ -44,18 +45,24 @@ def build() -> None:
         (m, _native.source_of(m).with_suffix(".c").relative_to(SRC).as_posix())
         for m in _native.NATIVE_EXTENSIONS
     ]
-    setup = (
-        "from setuptools import Extension, setup\n"
-        "from mypyc.build import mypycify\n"
-        "setup(name='meshgate-native', ext_modules=mypycify(\n"
-        f"    ['--config-file', {str(REPO / 'pyproject.toml')!r}, *{modules!r}],\n"
-        f"    opt_level='3', group_name={GROUP!r}, target_dir={str(WORK / 'c')!r})\n"
-        f"    + [Extension(name, [c], extra_compile_args=['-O2']) for name, c in {extensions!r}],\n"
-        f"    script_args=['build_ext', '--inplace', '--build-temp', {str(WORK / 'tmp')!r},\n"
-        f"                 '--build-lib', {str(WORK / 'lib')!r}])\n"
-    )
+    plan = {
+        "config": str(REPO / "pyproject.toml"),
+        "modules": modules,
+        "c": extensions,
+        "group": GROUP,
+        "c_dir": str(WORK / "c"),
+        "tmp_dir": str(WORK / "tmp"),
+        "lib_dir": str(WORK / "lib"),
+    }
+    WORK.mkdir(parents=True, exist_ok=True)
+    plan_path = WORK / "plan.json"
+    plan_path.write_text(json.dumps(plan, indent=1))
     done = subprocess.run(
-        [sys.executable, "-c", setup], cwd=SRC, capture_output=True, text=True, check=False
+        [sys.executable, str(REPO / "scripts" / "native_setup.py"), str(plan_path)],
+        cwd=SRC,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     if done.returncode != 0:
         clean()

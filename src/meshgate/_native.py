@@ -33,8 +33,8 @@ PURE_ENV = "MESHGATE_PURE_PYTHON"
 # The request path: proxy/http and proxy/filters, and the per-request code of the three plugins
 # of the plugins bench.  Left out: the balancer and the pool (tests hand the engine stand-ins
 # for them) and the router modules (their dataclasses fail to import compiled).  A compiled
-# plugin handler must never be weakly referenced: mypyc gives a class whose base is interpreted
-# a weak-reference slot but its dealloc never clears the references (the interpreter crashes).
+# class whose base is interpreted (a plugin handler) has a weak-reference slot that mypyc does
+# not clear; scripts/native_setup.py mends the generated C (see there).
 NATIVE_MODULES = (
     "meshgate.proxy.http.server",
     "meshgate.proxy.http.server_base",
