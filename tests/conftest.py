@@ -28,7 +28,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         marker = item.get_closest_marker("pure_python")
         if marker is not None:
-            reason = marker.args[0] if marker.args else "holds only for the interpreted engine"
+            if not marker.args:
+                raise pytest.UsageError(f"{item.nodeid}: pure_python needs a reason")
+            reason = marker.args[0]
             item.add_marker(pytest.mark.skip(reason=f"compiled engine: {reason}"))
 
 

@@ -190,7 +190,8 @@ static PyObject *Table_hit(Table *self, PyObject *const *args, Py_ssize_t nargs)
         if (k == 0)
             n = len;
         if (len != n || n > MAX_PERIODS) {
-            PyErr_SetString(PyExc_ValueError, "counter table: period lists differ in length");
+            PyErr_SetString(PyExc_ValueError,
+                            "counter table: period lists differ in length (or exceed 16)");
             goto done;
         }
     }

@@ -64,16 +64,16 @@ def cached_period_starts(now: int) -> tuple[int, int, int, int, int, int]:
 
 class _Period:
     __slots__ = (
-        "expiration", "index", "limit", "limit_header", "limit_text", "name", "rem_header",
-        "whole",
+        "expiration", "index", "integral", "limit", "limit_header", "limit_text", "name",
+        "rem_header",
     )  # fmt: skip
 
     def __init__(self, index: int, limit: float) -> None:
         self.index = index
         self.name = PERIODS[index]
         self.limit = limit
-        # the limit as an int when it is one (the usual case): remaining counts print with str()
-        self.whole = int(limit) if float(limit).is_integer() else -1
+        # a whole limit (the usual case): remaining counts print with str(), as number_text would
+        self.integral = float(limit).is_integer()
         self.limit_text = number_text(limit)
         self.expiration = EXPIRATION[index]
         title = self.name.capitalize()
@@ -223,7 +223,7 @@ class Handler(PluginHandler):
                 if stop < 0 or stop == j:
                     remaining -= 1
                 remaining = max(0, remaining)
-                text = str(int(remaining)) if period.whole >= 0 else number_text(remaining)
+                text = str(int(remaining)) if period.integral else number_text(remaining)
                 if (
                     best is None
                     or remaining < best_remaining

@@ -80,9 +80,13 @@ def _kernel_module() -> Any:
     if _native.engine != "compiled":
         return None
     try:
-        return importlib.import_module("meshgate.plugins.rate_limiting.counter_kernel")
+        kernel = importlib.import_module("meshgate.plugins.rate_limiting.counter_kernel")
     except ImportError:
         return None
+    layout = (kernel.SLOT_SIZE, kernel.PROBES, kernel.MUTEX_SIZE)
+    if layout != (SLOT_SIZE, PROBES, MUTEX_SIZE):  # the table's layout is defined twice
+        raise RuntimeError(f"counter_kernel's slot/probe/mutex sizes {layout} differ from Python's")
+    return kernel
 
 
 _KERNEL = _kernel_module()

@@ -335,11 +335,7 @@ class HttpContext:
                 else:
                     table.set(name, value)
             return
-        if values not in _CHECKED_IDENTITIES:
-            IDENTITY_HEADERS.check(values)
-            if len(_CHECKED_IDENTITIES) >= _CHECKED_LIMIT:
-                _CHECKED_IDENTITIES.clear()
-            _CHECKED_IDENTITIES.add(values)
+        IDENTITY_HEADERS.check(values)  # a memo block: a consumer's values are checked once
         if self.request_ops is None and self.request_block is None:
             self.request_block = (IDENTITY_HEADERS, values)  # the usual case: one record
         else:
@@ -536,7 +532,7 @@ class HttpContext:
 
 
 # the upstream headers ``authenticate`` sets or clears, in Kong's order (a consumer's values
-# repeat: their lines are encoded once, memo)
+# repeat: they are checked and their lines encoded once, memo)
 IDENTITY_HEADERS = HeaderBlock(
     (
         "X-Consumer-ID",
@@ -547,9 +543,6 @@ IDENTITY_HEADERS = HeaderBlock(
     ),
     memo=True,
 )
-# identity values already checked by ``check_value`` (bounded; a set of plain tuples)
-_CHECKED_IDENTITIES: set[tuple[str | None, ...]] = set()
-_CHECKED_LIMIT = 4096
 
 
 class RequestHeaders(Mapping[str, Sequence[str]]):

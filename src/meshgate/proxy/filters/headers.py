@@ -113,7 +113,8 @@ class HeaderBlock:
     def __init__(self, names: Sequence[str], *, memo: bool = False) -> None:
         self.names = tuple(names)
         # memo: the encoded lines of each values tuple seen (bounded), for blocks whose values
-        # repeat across requests (a consumer's identity), not per-request figures
+        # repeat across requests (a consumer's identity), not per-request figures; a tuple in it
+        # was checked (``apply`` only ever gets recorded values, which ``check`` passed)
         self.memo: dict[tuple[str | None, ...], list[bytes]] | None = {} if memo else None
         self.lnames = tuple(check_header(name, None) for name in self.names)
         if len(set(self.lnames)) != len(self.lnames):
@@ -137,15 +138,19 @@ class HeaderBlock:
         ]
 
     def check(self, values: Sequence[str | None]) -> tuple[str | None, ...]:
-        """``values`` as a tuple, one per name, each checked by ``check_value``."""
+        """``values`` as a tuple, one per name, each checked by ``check_value`` (a memo block
+        skips the values it has seen)."""
         checked = tuple(values)
+        memo = self.memo
+        if memo is not None and checked in memo:
+            return checked
         names = self.names
         if len(checked) != len(names):
             raise ValueError(f"{len(checked)} values for the {len(names)} names of {self!r}")
         for i in range(len(names)):
             value = checked[i]
-            if value is not None and ("\r" in value or "\n" in value or "\x00" in value):
-                raise ValueError(f"invalid value for header {names[i]!r}")
+            if value is not None:
+                check_value(names[i], value)
         return checked
 
     def apply(self, lines: list[bytes], values: Sequence[str | None]) -> list[bytes]:
